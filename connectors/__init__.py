@@ -1,0 +1,30 @@
+"""Sources of mentions. Each connector turns one source's API into :class:`Mention` objects.
+
+Nothing here imports from ``monitor``: the daemon depends on connectors, never the reverse.
+"""
+
+from __future__ import annotations
+
+from connectors.base import (
+    AuthFailed,
+    Author,
+    Connector,
+    ConnectorError,
+    Engagement,
+    FetchResult,
+    Mention,
+    RateLimited,
+    TransientError,
+)
+
+__all__ = [
+    "AuthFailed",
+    "Author",
+    "Connector",
+    "ConnectorError",
+    "Engagement",
+    "FetchResult",
+    "Mention",
+    "RateLimited",
+    "TransientError",
+]

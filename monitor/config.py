@@ -1,0 +1,288 @@
+"""The one config model. Unknown keys and wrong types fail at load with the key's YAML path and line.
+
+Every key except those DESIGN.md lists is optional, with the default documented in ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from monitor.durations import format_duration, parse_duration
+from monitor.errors import ConfigError, QueryError
+from monitor.yamlsource import LoadedYaml, format_path, load_yaml
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BrandConfig(_Strict):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    feeds: list[str] = Field(default_factory=list)  # RSS/Atom feeds about this brand only
+
+    @field_validator("query")
+    @classmethod
+    def _query_parses(cls, value: str) -> str:
+        from monitor.query import parse_query
+
+        try:
+            parse_query(value)
+        except QueryError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+
+class ArchiveConfig(_Strict):
+    url: str = "sqlite:///uproar.db"
+
+
+class ClassifierConfig(_Strict):
+    model: str = "default"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    complaint_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class DetectionConfig(_Strict):
+    bucket: Duration = timedelta(minutes=5)
+    window: Duration = timedelta(minutes=30)
+    min_count: int = Field(default=5, ge=1)
+    cooldown: Duration = timedelta(hours=2)
+    history: Duration = timedelta(days=14)  # archive history used to warm baselines at start
+    examples: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> DetectionConfig:
+        if self.window < self.bucket:
+            raise ValueError("window must be at least one bucket long")
+        return self
+
+
+class SlackConfig(_Strict):
+    token: str = ""  # empty: alerts are printed to the console
+    channel: str = "#brand-alerts"
+    api_url: str = "https://slack.com/api/"
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("api_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        _require_http(value)
+        return value if value.endswith("/") else value + "/"
+
+
+class AlertsConfig(_Strict):
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    join_window: Duration = timedelta(hours=6)  # complaints this close join the open incident
+    max_attempts: int = Field(default=8, ge=1)
+
+
+class HttpConfig(_Strict):
+    listen: str = "127.0.0.1:9464"
+
+
+class SourceConfig(_Strict):
+    enabled: bool = False
+    api_url: str = ""
+    every: Duration = timedelta(minutes=5)
+    jitter: Duration = timedelta(seconds=30)
+    timeout: Duration = timedelta(seconds=20)
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_fast(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=10):
+            raise ValueError("polling more often than every 10s would get us banned; use 10s or more")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if value:
+            _require_http(value)
+        return value
+
+
+class RSSSourceConfig(SourceConfig):
+    enabled: bool = True
+    feeds: list[str] = Field(default_factory=list)
+    max_bytes: int = Field(default=5_000_000, ge=1024)
+
+    @field_validator("feeds")
+    @classmethod
+    def _feeds_http(cls, value: list[str]) -> list[str]:
+        for url in value:
+            _require_http(url)
+        return value
+
+
+class TwitterSourceConfig(SourceConfig):
+    api_url: str = "https://api.twitter.com/"
+    bearer_token: str = ""
+
+
+class RedditSourceConfig(SourceConfig):
+    api_url: str = "https://oauth.reddit.com/"
+    client_id: str = ""
+    client_secret: str = ""
+    user_agent: str = "uproar/0.1 (complaint monitor)"
+
+
+class YouTubeSourceConfig(SourceConfig):
+    api_url: str = "https://www.googleapis.com/youtube/v3/"
+    api_key: str = ""
+    every: Duration = timedelta(minutes=30)
+
+
+class BlueskySourceConfig(SourceConfig):
+    api_url: str = "https://bsky.social/xrpc/"
+    handle: str = ""
+    app_password: str = ""
+
+
+class MastodonSourceConfig(SourceConfig):
+    api_url: str = "https://mastodon.social/"
+    access_token: str = ""
+
+
+class HackerNewsSourceConfig(SourceConfig):
+    api_url: str = "https://hn.algolia.com/api/v1/"
+
+
+class SourcesConfig(_Strict):
+    rss: RSSSourceConfig = Field(default_factory=RSSSourceConfig)
+    twitter: TwitterSourceConfig = Field(default_factory=TwitterSourceConfig)
+    reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
+    youtube: YouTubeSourceConfig = Field(default_factory=YouTubeSourceConfig)
+    bluesky: BlueskySourceConfig = Field(default_factory=BlueskySourceConfig)
+    mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
+    hackernews: HackerNewsSourceConfig = Field(default_factory=HackerNewsSourceConfig)
+
+    def enabled(self) -> dict[str, SourceConfig]:
+        return {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if getattr(self, name).enabled
+        }
+
+
+class LoggingConfig(_Strict):
+    level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class Config(_Strict):
+    brands: list[BrandConfig] = Field(min_length=1)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @field_validator("brands")
+    @classmethod
+    def _unique_keys(cls, value: list[BrandConfig]) -> list[BrandConfig]:
+        seen: set[str] = set()
+        for brand in value:
+            if brand.key in seen:
+                raise ValueError(f"brand key {brand.key!r} is used twice; keys must be unique")
+            seen.add(brand.key)
+        return value
+
+
+def _require_http(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+
+
+class LoadedConfig:
+    """A validated config plus where it came from and notes for ``check-config``."""
+
+    def __init__(self, config: Config, path: Path, unset_vars: list[str]) -> None:
+        self.config = config
+        self.path = path
+        self.unset_vars = unset_vars
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Load and validate a config file; raises :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            [f"no such file; copy the example with: cp config.yaml {path}"], str(path)
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read: {exc}"], str(path)) from exc
+    loaded = load_yaml(text, str(path), env)
+    return LoadedConfig(parse_config(loaded, str(path)), path, loaded.unset_vars)
+
+
+def parse_config(loaded: LoadedYaml, source: str) -> Config:
+    if not isinstance(loaded.data, dict):
+        raise ConfigError(["line 1: the config must be a mapping of keys (brands:, sources:, ...)"],
+                          source)
+    try:
+        return Config.model_validate(loaded.data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, loaded), source) from exc
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a config built in code (tests, replay defaults)."""
+    return parse_config(LoadedYaml(data=data), "config")
+
+
+def _problems(exc: ValidationError, loaded: LoadedYaml) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        # Errors from a model validator on the model itself carry no field name.
+        path = tuple(p for p in loc if isinstance(p, str | int))
+        line = loaded.line_of(path)
+        where = format_path(path) + (f" (line {line})" if line else "")
+        problems.append(f"{where}: {_message(err)}")
+    return problems
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key; check the spelling against config.yaml"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind == "string_pattern_mismatch" and "key" in [str(p) for p in err["loc"]][-1:]:
+        return "brand key must be lower-case letters, digits, '-' or '_' (like 'united')"
+    if kind in ("int_parsing", "int_type", "float_parsing", "bool_parsing") and isinstance(
+        err.get("input"), str
+    ):
+        msg += f" (got {err['input']!r}; remove the quotes if it is a number)"
+    return msg

@@ -1,0 +1,46 @@
+"""What detection hands to alerting: a signal that something about a brand is unusual."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A post quoted in an alert. All text here is untrusted and must be escaped by the sender."""
+
+    source: str
+    source_id: str
+    url: str
+    text: str
+    author_handle: str
+    author_followers: int | None
+    reach: int  # likes + reposts + replies + score, for ranking "most shared"
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One detector firing for one brand.
+
+    ``count`` complaints were heard in the ``window`` ending at ``at``; the baseline expected
+    ``expected`` ± ``spread``. ``reasons`` are the numbers in words, ready to show a person.
+    """
+
+    brand: str
+    brand_name: str
+    kind: str  # "complaint_volume" for now; later "story_growth", "spread", ...
+    severity: Severity
+    at: datetime
+    window: timedelta
+    count: int
+    expected: float
+    spread: float
+    score: float
+    reasons: tuple[str, ...] = ()
+    examples: tuple[Example, ...] = field(default_factory=tuple)

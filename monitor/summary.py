@@ -1,0 +1,59 @@
+"""What `uproar check-config` prints when the config is valid."""
+
+from __future__ import annotations
+
+from monitor.config import LoadedConfig
+from monitor.durations import format_duration
+from monitor.sources import AVAILABLE, all_feeds
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def summarize(loaded: LoadedConfig) -> list[str]:
+    c = loaded.config
+    lines = [f"{loaded.path}: OK", "", f"brands ({len(c.brands)}):"]
+    for b in c.brands:
+        feeds = f"  [{len(b.feeds)} own feeds]" if b.feeds else ""
+        lines.append(f"  {b.key:<12} {b.name}: {b.query}{feeds}")
+    lines.append("")
+    lines.append("sources:")
+    for name in type(c.sources).model_fields:
+        s = getattr(c.sources, name)
+        if not s.enabled:
+            lines.append(f"  {name:<11} off")
+            continue
+        extra = ""
+        if name == "rss":
+            extra = f", {len(all_feeds(c))} feeds"
+        avail = "" if name in AVAILABLE else "  (NOT AVAILABLE in this version)"
+        lines.append(
+            f"  {name:<11} every {format_duration(s.every)} "
+            f"(jitter {format_duration(s.jitter)}){extra}{avail}"
+        )
+    lines.append("")
+    slack = c.alerts.slack
+    if slack.token:
+        lines.append(f"alerts: Slack channel {slack.channel} via {slack.api_url}")
+    else:
+        why = " (SLACK_BOT_TOKEN is not set)" if "SLACK_BOT_TOKEN" in loaded.unset_vars else ""
+        lines.append(f"alerts: printed to the console{why}; set alerts.slack.token for Slack")
+    d = c.detection
+    lines.append(
+        f"detection: complaints (p >= {c.classifier.complaint_threshold}) per "
+        f"{format_duration(d.bucket)}, window {format_duration(d.window)}, "
+        f"at least {d.min_count}, cooldown {format_duration(d.cooldown)}"
+    )
+    lines.append(f"classifier: {c.classifier.model}")
+    lines.append(f"archive: {_redact(c.archive.url)}")
+    unset = [v for v in loaded.unset_vars if v != "SLACK_BOT_TOKEN"]
+    if unset:
+        lines.append("")
+        lines.append("note: these environment variables are not set: " + ", ".join(unset))
+    return lines

@@ -1,0 +1,110 @@
+"""Read YAML keeping each value's line, and expand ``${VAR}`` / ``${VAR:-default}`` from the environment.
+
+The environment is read here and only here (through the mapping passed in), once, at load time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from monitor.errors import ConfigError
+
+Path = tuple[str | int, ...]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass
+class LoadedYaml:
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)  # 1-based line of each value
+    unset_vars: list[str] = field(default_factory=list)  # ${VAR} without default, not set
+
+    def line_of(self, path: Path) -> int | None:
+        """The line of ``path``, or of its closest ancestor that has one."""
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+
+def format_path(path: Path) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def load_yaml(text: str, source: str, environ: Mapping[str, str]) -> LoadedYaml:
+    """Parse YAML text; raises :class:`ConfigError` with the line of a syntax error."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: YAML syntax error: {problem}"], source) from exc
+    loaded = LoadedYaml(data=None)
+    if node is None:
+        loaded.data = {}
+        return loaded
+    problems: list[str] = []
+    loaded.data = _convert(node, (), loaded, environ, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return loaded
+
+
+def _convert(
+    node: yaml.Node, path: Path, out: LoadedYaml, environ: Mapping[str, str], problems: list[str]
+) -> Any:
+    out.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            if key in result:
+                line = key_node.start_mark.line + 1
+                problems.append(f"{format_path((*path, key))} (line {line}): duplicate key")
+            result[key] = _convert(value_node, (*path, key), out, environ, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _convert(item, (*path, i), out, environ, problems) for i, item in enumerate(node.value)
+        ]
+    value = _scalar(node)
+    if isinstance(value, str) and "${" in value:
+        value = _expand(value, out, environ)
+    return value
+
+
+def _scalar(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ and environ[name] != "":
+            return environ[name]
+        if default is not None:
+            return default
+        if name not in out.unset_vars:
+            out.unset_vars.append(name)
+        return ""
+
+    return _VAR.sub(repl, value)
