@@ -112,7 +112,8 @@ class Mention:
         try:
             created = parse_time(str(data["created_at"]))
         except ValueError as exc:
-            raise ValueError(f"'created_at' is not an ISO-8601 time: {data['created_at']!r}") from exc
+            bad = data["created_at"]
+            raise ValueError(f"'created_at' is not an ISO-8601 time: {bad!r}") from exc
         followers = author.get("followers")
         raw = {k: v for k, v in data.items() if k not in _KNOWN_KEYS}
         if isinstance(data.get("raw"), Mapping):

@@ -1,4 +1,4 @@
-"""The one config model. Unknown keys and wrong types fail at load with the key's YAML path and line.
+"""The one config model. Unknown keys and wrong types fail at load with YAML path + line.
 
 Every key except those DESIGN.md lists is optional, with the default documented in ``config.yaml``.
 """
@@ -114,7 +114,7 @@ class SourceConfig(_Strict):
     @classmethod
     def _not_too_fast(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=10):
-            raise ValueError("polling more often than every 10s would get us banned; use 10s or more")
+            raise ValueError("polling more often than every 10s gets us banned; use 10s or more")
         return value
 
     @field_validator("api_url")

@@ -1,4 +1,4 @@
-"""Durations as people write them in config and on the command line: ``90s``, ``5m``, ``2h``, ``7d``."""
+"""Durations as people write them in config and on the command line: ``90s``, ``5m``, ``7d``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Read YAML keeping each value's line, and expand ``${VAR}`` / ``${VAR:-default}`` from the environment.
+"""Read YAML keeping each value's line; expand ``${VAR}`` and ``${VAR:-default}`` from env.
 
 The environment is read here and only here (through the mapping passed in), once, at load time.
 """

@@ -1,0 +1,130 @@
+"""Config loading: env expansion, durations, every problem with its YAML path and line."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.config import load_config
+from monitor.durations import format_duration, parse_duration
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """\
+brands:
+  - {key: united, name: United Airlines, query: '"united airlines" OR @united'}
+archive: {url: "sqlite:///uproar.db"}
+alerts:
+  slack: {token: "${SLACK_BOT_TOKEN}", channel: "#brand-alerts", api_url: "https://slack.com/api/"}
+http: {listen: "127.0.0.1:9464"}
+sources:
+  rss: {enabled: true, feeds: ["https://example.com/feed.xml"], every: 5m}
+  twitter: {enabled: false, api_url: "https://api.twitter.com/", every: 5m}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("5m", 300), ("2h", 7200), ("7d", 604800), ("1h30m", 5400), ("500ms", 0.5)],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_duration_round_trip_and_errors() -> None:
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
+    for bad in ("5", "five minutes", "5 parsecs", 60, True):
+        with pytest.raises(ValueError, match="duration like 90s"):
+            parse_duration(bad)
+
+
+def test_example_config_runs_without_credentials() -> None:
+    loaded = load_config(ROOT / "config.yaml", environ={})
+    config = loaded.config
+    assert config.alerts.slack.token == ""
+    assert "SLACK_BOT_TOKEN" in loaded.unset_vars
+    assert list(config.sources.enabled()) == ["rss"]
+    assert config.sources.rss.every == timedelta(minutes=5)
+
+
+def test_minimal_config_with_only_design_keys(tmp_path: Path) -> None:
+    loaded = load_config(write(tmp_path, MINIMAL), environ={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert loaded.config.alerts.slack.token == "xoxb-1"
+    assert loaded.config.brands[0].name == "United Airlines"
+    assert loaded.config.detection.window == timedelta(minutes=30)
+
+
+def test_env_default_syntax(tmp_path: Path) -> None:
+    text = MINIMAL.replace('"sqlite:///uproar.db"', '"${DB_URL:-sqlite:///fallback.db}"')
+    assert load_config(write(tmp_path, text), environ={}).config.archive.url == (
+        "sqlite:///fallback.db"
+    )
+    env = {"DB_URL": "sqlite:///x.db"}
+    assert load_config(write(tmp_path, text), environ=env).config.archive.url == "sqlite:///x.db"
+
+
+def test_every_problem_reported_with_path_and_line(tmp_path: Path) -> None:
+    text = MINIMAL.replace("every: 5m}", "every: soon, colour: blue}", 1).replace(
+        "key: united", "key: United Air"
+    ).replace("'\"united airlines\" OR @united'", "'(united OR'")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    problems = "\n".join(info.value.problems)
+    assert "brands[0].key (line 2)" in problems
+    assert "brands[0].query (line 2)" in problems
+    assert "position" in problems
+    assert "sources.rss.every (line 8): expected a duration like 90s" in problems
+    assert "sources.rss.colour (line 8): unknown key" in problems
+    assert len(info.value.problems) == 4
+
+
+def test_wrong_type_hint(tmp_path: Path) -> None:
+    text = MINIMAL + "classifier: {batch_size: 'sixty'}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    assert "classifier.batch_size (line 10)" in info.value.problems[0]
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "brands:\n  - key: [unclosed\n"), environ={})
+    assert "line" in info.value.problems[0] and "YAML syntax error" in info.value.problems[0]
+
+
+def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cp config\.yaml"):
+        load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_check_config_cli_ok_and_failure(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["check-config", "-c", str(ROOT / "config.yaml")], env={
+        "SLACK_BOT_TOKEN": ""})
+    assert ok.exit_code == 0, ok.output
+    assert "United Airlines" in ok.output
+    assert "rss" in ok.output and "every 5m" in ok.output
+    assert "printed to the console" in ok.output
+
+    bad = write(tmp_path, MINIMAL.replace("every: 5m}", "every: 5}", 1) + "nonsense: 1\n")
+    result = runner.invoke(cli, ["check-config", "-c", str(bad)])
+    assert result.exit_code == 1
+    assert "sources.rss.every (line 8)" in result.output
+    assert "nonsense (line 10): unknown key" in result.output
+
+
+def test_check_config_refuses_unavailable_source(tmp_path: Path) -> None:
+    text = MINIMAL.replace("twitter: {enabled: false", "twitter: {enabled: true")
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
+    assert result.exit_code == 1
+    assert "sources.twitter.enabled" in result.output
