@@ -1,0 +1,163 @@
+"""Spike detection: the streaming detector, per-brand complaint volume, and `uproar detect`."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from monitor.cli_detect import detect
+from monitor.detect.brand import BrandMonitor, DetectionSettings
+from monitor.detect.spike import DAEMON, NAB, SpikeDetector, SpikeSettings
+from monitor.signals import Example
+
+T0 = datetime(2015, 3, 2, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+DAY = 288  # 5-minute rows per day
+
+
+def _seasonal(days: int, seed: int = 1) -> list[float]:
+    """A noisy daily cycle between ~20 and ~60 counts per row."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(days * DAY):
+        hour = (i % DAY) / 12
+        base = 40 + 20 * (1 if 8 <= hour < 20 else -1)
+        out.append(float(max(0, round(rng.gauss(base, base**0.5)))))
+    return out
+
+
+def _run(values: list[float], settings: SpikeSettings = NAB) -> list:
+    detector = SpikeDetector(settings)
+    return [detector.update(T0 + i * STEP, v) for i, v in enumerate(values)]
+
+
+def test_decisions_for_a_prefix_do_not_change_when_more_rows_follow() -> None:
+    values = _seasonal(4)
+    values[3 * DAY : 3 * DAY + 6] = [900.0] * 6
+    full = _run(values)
+    prefix = _run(values[: 3 * DAY + 3])
+    assert prefix == full[: len(prefix)]
+    assert full == _run(values)  # deterministic
+
+
+def test_a_clear_spike_on_a_seasonal_series_alerts_within_a_few_rows() -> None:
+    for settings in (NAB, DAEMON):
+        values = _seasonal(5)
+        start = 4 * DAY + 100
+        values[start : start + 12] = [600.0] * 12
+        alerts = [i for i, d in enumerate(_run(values, settings)) if d.alert]
+        assert alerts and start <= alerts[0] <= start + 3, (settings, alerts)
+        assert all(i >= start for i in alerts)
+
+
+def test_a_flat_noisy_series_stays_quiet() -> None:
+    rng = random.Random(7)
+    values = [float(max(0, round(rng.gauss(50, 7)))) for _ in range(6 * DAY)]
+    for settings in (NAB, DAEMON):
+        assert not any(d.alert for d in _run(values, settings))
+
+
+def test_min_count_keeps_quiet_series_quiet() -> None:
+    values = [0.0] * (2 * DAY) + [4.0, 4.0, 4.0] + [0.0] * 20
+    assert not any(d.alert for d in _run(values, replace(DAEMON, min_count=5)))
+    assert any(d.alert for d in _run(values, replace(DAEMON, min_count=3)))
+
+
+def test_cooldown_stops_re_alerting_on_one_spike() -> None:
+    settings = replace(DAEMON, cooldown=timedelta(hours=2), peak_halflife=timedelta(0))
+    values = [10.0] * (2 * DAY) + [200.0] * 60  # five hours of spike
+    alerts = [i for i, d in enumerate(_run(values, settings)) if d.alert]
+    assert alerts[0] == 2 * DAY
+    assert all(b - a >= 24 for a, b in itertools.pairwise(alerts))  # 2 h = 24 rows
+    assert len(alerts) <= 3
+
+
+def _example(n: int, reach: int, at: datetime) -> Example:
+    return Example(
+        "twitter", str(n), f"https://x.com/i/{n}", f"complaint {n}", f"user{n}", 100, reach, at
+    )
+
+
+def _quiet_history(monitor: BrandMonitor, key: str, days: int = 2) -> datetime:
+    """Seed a brand with about one complaint an hour; returns the end of the history."""
+    start = T0
+    for i in range(days * DAY):
+        monitor.seed(key, start + i * STEP, 1 if i % 12 == 0 else 0, brand_name=key.title())
+    return start + days * DAY * STEP
+
+
+def test_brand_monitor_emits_one_signal_with_count_reasons_and_examples_by_reach() -> None:
+    monitor = BrandMonitor(DetectionSettings(max_examples=3))
+    now = _quiet_history(monitor, "united")
+    _quiet_history(monitor, "delta")
+    assert monitor.evaluate(now) == []
+    signals = []
+    for minute in range(30):  # 40 complaints in half an hour
+        at = now + timedelta(minutes=minute)
+        for k in range(2 if minute % 3 else 1):
+            n = minute * 10 + k
+            monitor.observe("united", "United Airlines", at, _example(n, reach=n, at=at))
+        signals += monitor.evaluate(at)
+    signals += monitor.evaluate(now + timedelta(minutes=35))
+    assert len(signals) == 1
+    [sig] = signals
+    assert (
+        sig.brand == "united"
+        and sig.brand_name == "United Airlines"
+        and sig.kind == "complaint_volume"
+    )
+    assert sig.count >= DetectionSettings().min_count and sig.expected < 3
+    assert sig.reasons[0].startswith(f"{sig.count} complaints in 30 min, usual ")
+    assert sig.severity in ("warning", "critical")
+    reaches = [ex.reach for ex in sig.examples]
+    assert len(reaches) == 3 and reaches == sorted(reaches, reverse=True)
+
+
+def test_brand_monitor_quiet_brand_and_forward_jumps() -> None:
+    monitor = BrandMonitor()
+    now = _quiet_history(monitor, "ups")
+    monitor.observe("ups", "UPS", now + timedelta(minutes=1), _example(1, 0, now))
+    # replay: simulated time jumps forward by a day; the buckets in between count as zeros
+    assert monitor.evaluate(now + timedelta(days=1)) == []
+    later = now + timedelta(days=1, minutes=2)
+    for k in range(60):
+        monitor.observe("ups", "UPS", later, _example(k, k, later))
+    signals = monitor.evaluate(later + timedelta(hours=3))  # one jump, many buckets
+    assert len(signals) == 1 and signals[0].count == 60
+    assert signals[0].at <= later + timedelta(minutes=10)
+
+
+def _csv(rows: list[tuple[str, float]]) -> str:
+    return "timestamp,value\n" + "".join(f"{t},{v:g}\n" for t, v in rows)
+
+
+def test_cli_rows_in_equal_rows_out_with_header() -> None:
+    stamps = [
+        (T0.replace(tzinfo=None) + i * STEP).strftime("%Y-%m-%d %H:%M:%S") for i in range(500)
+    ]
+    text = _csv([(t, 10 + i % 3) for i, t in enumerate(stamps)])
+    result = CliRunner().invoke(detect, [], input=text)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "timestamp,value,score,alert"
+    assert len(lines) == 501
+    assert lines[1].startswith(stamps[0] + ",10,") and lines[1][-1] in "01"
+
+
+def test_cli_bad_row_is_one_line_error_with_line_number() -> None:
+    text = "timestamp,value\n2015-02-26 21:42:53,104\n2015-02-26 21:47:53,lots\n"
+    result = CliRunner().invoke(detect, [], input=text)
+    assert result.exit_code != 0
+    message = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert message == ["Error: line 3: bad value 'lots' (expected a number)"]
+    bad_header = CliRunner().invoke(detect, [], input="time,count\n")
+    assert bad_header.exit_code != 0 and "line 1" in bad_header.output
+
+
+def test_cli_help_has_an_example() -> None:
+    result = CliRunner().invoke(detect, ["--help"])
+    assert result.exit_code == 0 and "uproar detect --input" in result.output
