@@ -1,0 +1,242 @@
+"""Delivers the outbox: pending alert rows go out through a ``Sender`` in order, with backoff.
+
+Per incident the rows go strictly in order (the "open" parent before its "update" replies; a
+reply waits while an earlier row of its incident is backing off). A row is marked sent, with its
+message ``ts``, in its own transaction right after the send succeeds, so a row marked sent is
+never sent again and a restart picks up every row that is not.
+
+Known gap: if Slack posts a message but the response is lost (a timeout, or a crash between the
+send and the commit), the row is retried and the message appears twice. A later issue reconciles
+by looking for the incident id in ``conversations.history`` before re-posting a parent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import RowMapping
+
+from monitor.alerts.incidents import aware, parent_payload
+from monitor.alerts.slack import Sender
+from monitor.archive import schema
+from monitor.clock import Clock, SimulatedClock
+from monitor.errors import AlertDeliveryError
+
+log = logging.getLogger(__name__)
+
+# First retry after this long, doubling per attempt up to the cap (about an hour for 8 attempts).
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(minutes=30)
+# A failure's text is kept in the outbox; more than this is noise.
+MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailure:
+    """An alert that will never be delivered, with the reason to show a person."""
+
+    outbox_id: int
+    incident_id: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    failures: tuple[DeliveryFailure, ...] = field(default_factory=tuple)
+
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        return DeliveryReport(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.failed + other.failed,
+            self.failures + other.failures,
+        )
+
+
+class Dispatcher:
+    """Sends due outbox rows of ``sender.target`` and records the outcome of each."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sender: Sender,
+        clock: Clock,
+        *,
+        max_attempts: int = 8,
+        base_delay: timedelta = BASE_DELAY,
+        max_delay: timedelta = MAX_DELAY,
+    ) -> None:
+        self.engine = engine
+        self.sender = sender
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    # -- the outbox ------------------------------------------------------------------------------
+
+    def _pending(self) -> Any:
+        o = schema.outbox
+        return (o.c.target == self.sender.target) & o.c.sent_at.is_(None) & o.c.failed_at.is_(None)
+
+    def pending_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).where(self._pending())).scalar_one())
+
+    def has_pending(self) -> bool:
+        return self.pending_count() > 0
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending row may be tried (None if nothing is pending)."""
+        with self.engine.connect() as conn:
+            when = conn.execute(
+                select(func.min(schema.outbox.c.next_attempt_at)).where(self._pending())
+            ).scalar_one()
+        return None if when is None else aware(when)
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def deliver_due(self) -> DeliveryReport:
+        """Try every row that is due now, oldest first, keeping each incident's rows in order.
+
+        A retryable failure ends the round: Slack down or rate-limiting for one message is
+        down for all of them, and the next round comes soon enough.
+        """
+        now = self.clock.now()
+        o = schema.outbox
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(select(o).where(self._pending()).order_by(o.c.id)).mappings())
+        report = DeliveryReport()
+        waiting: set[int] = set()  # incidents with an earlier row still pending
+        for row in rows:
+            incident_id = row["incident_id"]
+            if incident_id in waiting:
+                continue
+            if aware(row["next_attempt_at"]) > now:
+                waiting.add(incident_id)
+                continue
+            outcome = self._deliver(row)
+            report += outcome
+            if outcome.retried:
+                break
+        return report
+
+    def drain(self, max_rounds: int = 100, *, advance_clock: bool = False) -> DeliveryReport:
+        """Deliver until nothing more is due (or ``max_rounds``); for replay and shutdown.
+
+        With ``advance_clock`` and a ``SimulatedClock``, the clock is moved to each next retry
+        time, so replay finishes with every alert delivered or failed for good, without sleeping.
+        """
+        total = DeliveryReport()
+        for _ in range(max_rounds):
+            round_report = self.deliver_due()
+            total += round_report
+            if not self.has_pending():
+                break
+            due = self.next_due()
+            if due is not None and due > self.clock.now():
+                if not (advance_clock and isinstance(self.clock, SimulatedClock)):
+                    break
+                self.clock.set(due)
+            elif round_report.sent == 0 and round_report.failed == 0 and round_report.retried == 0:
+                break  # rows due but none could move (waiting on each other): give up this drain
+        return total
+
+    def _deliver(self, row: RowMapping) -> DeliveryReport:
+        incident = self._incident(row["incident_id"])
+        thread_ts: str | None = incident["slack_ts"]
+        payload: Mapping[str, Any] = row["payload"]
+        opens_thread = row["kind"] == "open" or thread_ts is None
+        if opens_thread and row["kind"] != "open":
+            # The parent failed for good: this reply becomes the parent, showing current state.
+            payload = parent_payload(incident)
+        try:
+            posted = self.sender.post(
+                payload,
+                thread_ts=None if opens_thread else thread_ts,
+                channel=None if opens_thread else incident["slack_channel"],
+            )
+        except AlertDeliveryError as exc:
+            return self._failed(row, exc)
+        self._mark_sent(row, incident["id"], posted.ts, posted.channel if opens_thread else None)
+        if not opens_thread:
+            self._refresh_parent(incident["id"])
+        return DeliveryReport(sent=1)
+
+    def _refresh_parent(self, incident_id: int) -> None:
+        """Best effort: the parent message shows the incident's current numbers and status."""
+        incident = self._incident(incident_id)
+        if not incident["slack_ts"]:
+            return
+        try:
+            self.sender.update(
+                incident["slack_ts"], parent_payload(incident), channel=incident["slack_channel"]
+            )
+        except AlertDeliveryError as exc:
+            log.warning("could not refresh incident #%s's Slack message: %s", incident_id, exc)
+
+    # -- rows --------------------------------------------------------------------------------------
+
+    def _incident(self, incident_id: int) -> RowMapping:
+        t = schema.incidents
+        with self.engine.connect() as conn:
+            return conn.execute(select(t).where(t.c.id == incident_id)).mappings().one()
+
+    def _mark_sent(self, row: RowMapping, incident_id: int, ts: str, channel: str | None) -> None:
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.outbox.update()
+                .where(schema.outbox.c.id == row["id"])
+                .values(sent_at=now, message_ts=ts, attempts=row["attempts"] + 1, last_error=None)
+            )
+            if channel is not None:
+                conn.execute(
+                    schema.incidents.update()
+                    .where(schema.incidents.c.id == incident_id)
+                    .values(slack_ts=ts, slack_channel=channel)
+                )
+
+    def _failed(self, row: RowMapping, exc: AlertDeliveryError) -> DeliveryReport:
+        now = self.clock.now()
+        attempts = row["attempts"] + 1
+        error = str(exc).splitlines()[0][:MAX_ERROR_CHARS] if str(exc) else type(exc).__name__
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        gives_up = not exc.retryable or attempts >= self.max_attempts
+        if gives_up:
+            values["failed_at"] = now
+            if exc.retryable:
+                values["last_error"] = error = f"gave up after {attempts} attempts: {error}"
+        else:
+            values["next_attempt_at"] = now + self.backoff(attempts, exc.retry_after)
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.outbox.update().where(schema.outbox.c.id == row["id"]).values(**values)
+            )
+        if gives_up:
+            log.error("alert for incident #%s failed for good: %s", row["incident_id"], error)
+            failure = DeliveryFailure(row["id"], row["incident_id"], error)
+            return DeliveryReport(failed=1, failures=(failure,))
+        log.warning(
+            "alert for incident #%s not delivered (attempt %d), retrying at %s: %s",
+            row["incident_id"],
+            attempts,
+            values["next_attempt_at"].isoformat(),
+            error,
+        )
+        return DeliveryReport(retried=1)
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """Delay before attempt ``attempts + 1``: Slack's Retry-After if given, else doubling."""
+        if retry_after is not None:
+            return timedelta(seconds=retry_after)
+        delay = self.base_delay * (2 ** max(0, attempts - 1))
+        return min(delay, self.max_delay)

@@ -1,0 +1,341 @@
+"""Outbox payloads rendered for people: Slack Block Kit (with a text fallback) and console lines.
+
+Everything that came from outside — post text, author handles, URLs, brand names from the config,
+the detector's reasons — is untrusted. In Slack mrkdwn it is escaped (``&``, ``<``, ``>``), so a
+post containing ``<!channel>`` pings nobody and ``<https://evil|click>`` links nothing; paired
+formatting marks (``*``, ``_``, ``~``, `````) are swapped for look-alikes so a post cannot fake
+bold headings; examples are linked only for http(s) URLs, percent-encoded so ``|`` and ``>``
+cannot break out. Block Kit limits are respected: at most 50 blocks, section text at most 3,000
+characters, header at most 150; anything longer is cut with "…".
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_CONTEXT_TEXT = 2000
+# The top-level fallback text: Slack truncates at 40k, but notifications only show a line.
+MAX_FALLBACK_TEXT = 3000
+# Examples shown under a new alert and under a thread reply.
+PARENT_EXAMPLES = 5
+REPLY_EXAMPLES = 3
+# A quoted post longer than this is cut, so one example cannot crowd out the others.
+MAX_QUOTE_CHARS = 600
+# Cuts for other untrusted pieces, so together they always fit a 3,000-character section.
+MAX_REASON_CHARS = 500
+MAX_HANDLE_CHARS = 100
+MAX_URL_CHARS = 1000
+
+ELLIPSIS = "…"
+
+SEVERITY_EMOJI = {
+    "critical": ":rotating_light:",
+    "warning": ":warning:",
+    "info": ":information_source:",
+}
+
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# Formatting marks and look-alikes that Slack does not interpret.
+_LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """What ``chat.postMessage`` / ``chat.update`` need: fallback text and blocks."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+# -- escaping ------------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Escape Slack's three control characters; nothing else is HTML-encoded."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def mrkdwn(text: str, limit: int | None = None, *, formatting: bool = True) -> str:
+    """Untrusted text made inert for mrkdwn, cut (before an escape, never inside one) to ``limit``.
+
+    A formatting mark is swapped for its look-alike only when it appears at least twice, since a
+    single ``_`` (as in ``dave_carroll``) cannot format anything. ``formatting=False`` only
+    escapes (for plain_text objects, where marks mean nothing).
+    """
+    swap = {}
+    if formatting:
+        swap = {mark: alike for mark, alike in _LOOKALIKES.items() if text.count(mark) >= 2}
+    pieces = [_ESCAPES.get(ch) or swap.get(ch) or ch for ch in text]
+    out = "".join(pieces)
+    if limit is None or len(out) <= limit:
+        return out
+    kept: list[str] = []
+    size = 0
+    for piece in pieces:
+        if size + len(piece) > limit - len(ELLIPSIS):
+            break
+        kept.append(piece)
+        size += len(piece)
+    return "".join(kept).rstrip() + ELLIPSIS
+
+
+def cut(text: str, limit: int) -> str:
+    """Plain text cut to ``limit`` characters with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(ELLIPSIS)].rstrip() + ELLIPSIS
+
+
+def plain(text: str) -> str:
+    """Text for a terminal or a plain_text object: control characters become spaces."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" and ch != "\n" else ch for ch in text)
+
+
+def link(url: str, label: str) -> str:
+    """``<url|label>`` for an http(s) URL; only the (escaped) label otherwise."""
+    safe_label = mrkdwn(label)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return safe_label
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return safe_label
+    # Percent-encode anything that could end the link or the label early; keep URL syntax.
+    encoded = quote(url, safe=":/?#[]@!$&'()*+,;=%-._~")
+    if len(encoded) > MAX_URL_CHARS:
+        return safe_label
+    return f"<{escape(encoded)}|{safe_label}>"
+
+
+# -- pieces --------------------------------------------------------------------------------------
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "?"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _headline(payload: Mapping[str, Any], safe: Callable[[str], str]) -> str:
+    """The one-line story; ``safe`` makes the (untrusted) brand name inert for where it goes."""
+    brand = safe(
+        " ".join(plain(str(payload.get("brand_name") or payload.get("brand") or "?")).split())
+    )
+    if payload.get("status") == "resolved":
+        return f":white_check_mark: {brand}: complaints spike resolved"
+    emoji = SEVERITY_EMOJI.get(str(payload.get("severity")), ":rotating_light:")
+    return f"{emoji} {brand}: complaints spiking"
+
+
+def _numbers(payload: Mapping[str, Any]) -> str:
+    line = (
+        f"*{_number(payload.get('count', 0))}* complaints in the last "
+        f"{payload.get('window_minutes', '?')} min — expected about "
+        f"{_number(payload.get('expected', 0.0))} ± {_number(payload.get('spread', 0.0))}"
+    )
+    previous = payload.get("previous_count")
+    if payload.get("kind") == "update" and previous is not None:
+        line += f" (was {_number(previous)})"
+    return line
+
+
+def _status(payload: Mapping[str, Any]) -> str:
+    status = str(payload.get("status", "open"))
+    by = payload.get("acknowledged_by")
+    if status == "acknowledged" and by:
+        return f"acknowledged by {mrkdwn(str(by))}"
+    return mrkdwn(status)
+
+
+def _reasons(payload: Mapping[str, Any]) -> list[str]:
+    return [f"• {mrkdwn(str(reason), MAX_REASON_CHARS)}" for reason in payload.get("reasons") or []]
+
+
+def _section(text: str) -> dict[str, Any]:
+    # verbatim: no auto-linking of bare URLs, #channel names or @mentions in what we pass.
+    body = _cut_rendered(text, MAX_SECTION_TEXT)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": body, "verbatim": True}}
+
+
+def _cut_rendered(rendered: str, limit: int) -> str:
+    """Cut escaped text to ``limit`` without splitting an escape like ``&amp;`` or a link."""
+    if len(rendered) <= limit:
+        return rendered
+    head = rendered[: limit - len(ELLIPSIS)]
+    amp = head.rfind("&")
+    if amp != -1 and ";" not in head[amp:]:
+        head = head[:amp]
+    opened = head.rfind("<")
+    if opened != -1 and ">" not in head[opened:]:
+        head = head[:opened]
+    return head.rstrip() + ELLIPSIS
+
+
+def _example_block(example: Mapping[str, Any]) -> dict[str, Any]:
+    text = mrkdwn(str(example.get("text", "")), MAX_QUOTE_CHARS)
+    quoted = "\n".join(f">{line}" if line else ">" for line in text.splitlines() or [""])
+    handle = str(example.get("author_handle") or "unknown")
+    who = f"*@{mrkdwn(handle.lstrip('@'), MAX_HANDLE_CHARS)}*"
+    followers = example.get("author_followers")
+    if followers is not None:
+        who += f" · {_number(followers)} followers"
+    label = f"{example.get('source') or 'post'} post"
+    footer = f"— {who} · {link(str(example.get('url') or ''), label)}"
+    return _section(f"{quoted}\n{footer}")
+
+
+def _context(payload: Mapping[str, Any]) -> dict[str, Any]:
+    text = (
+        f"Incident #{payload.get('incident_id', '?')} · opened {_when(payload.get('opened_at'))}"
+        f" · last signal {_when(payload.get('at'))}"
+    )
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": cut(text, MAX_CONTEXT_TEXT)}],
+    }
+
+
+def _with_examples(
+    head: list[dict[str, Any]],
+    examples: Sequence[Mapping[str, Any]],
+    tail: dict[str, Any],
+    limit: int,
+) -> list[dict[str, Any]]:
+    room = MAX_BLOCKS - len(head) - 1
+    shown = [_example_block(e) for e in list(examples)[: max(0, min(limit, room))]]
+    return [*head, *shown, tail]
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def render_slack(payload: Mapping[str, Any], *, max_examples: int | None = None) -> SlackMessage:
+    """The Slack message for an outbox payload: a parent ("open") or a thread reply ("update")."""
+    if payload.get("kind") == "update":
+        return render_reply(
+            payload, max_examples=REPLY_EXAMPLES if max_examples is None else max_examples
+        )
+    return render_parent(
+        payload, max_examples=PARENT_EXAMPLES if max_examples is None else max_examples
+    )
+
+
+def render_parent(
+    payload: Mapping[str, Any], *, max_examples: int = PARENT_EXAMPLES
+) -> SlackMessage:
+    """The thread's parent message: what the story is, how big, and the most-shared posts."""
+    header = _headline(payload, lambda brand: mrkdwn(brand, formatting=False))
+    summary = [
+        f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} · *Status:* {_status(payload)}",
+        _numbers(payload),
+    ]
+    if payload.get("signal_count", 1) > 1:
+        summary.append(
+            f"*Peak:* {_number(payload.get('peak_count', 0))} · "
+            f"*Signals:* {_number(payload.get('signal_count'))}"
+        )
+    summary.extend(_reasons(payload))
+    head: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _cut_rendered(header, MAX_HEADER_TEXT),
+                "emoji": True,
+            },
+        },
+        _section("\n".join(summary)),
+    ]
+    examples = payload.get("examples") or []
+    if examples and max_examples > 0:
+        head.append({"type": "divider"})
+    blocks = _with_examples(head, examples, _context(payload), max_examples)
+    return SlackMessage(text=_fallback(_headline(payload, mrkdwn), payload), blocks=blocks)
+
+
+def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPLES) -> SlackMessage:
+    """A thread reply: new numbers, or who acknowledged or resolved the incident."""
+    event = payload.get("event", "signal")
+    by = mrkdwn(str(payload.get("by") or "someone"), MAX_HANDLE_CHARS)
+    if event == "acknowledged":
+        line = f":eyes: Acknowledged by *{by}*"
+        return SlackMessage(
+            text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+        )
+    if event == "resolved":
+        line = f":white_check_mark: Resolved by *{by}*"
+        return SlackMessage(
+            text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+        )
+    severity = mrkdwn(str(payload.get("severity", "?")))
+    previous = payload.get("previous_severity")
+    if previous and previous != payload.get("severity"):
+        severity = f"{mrkdwn(str(previous))} → {severity}"
+    lines = [f":chart_with_upwards_trend: *Update* · severity {severity}", _numbers(payload)]
+    lines.extend(_reasons(payload))
+    blocks = _with_examples(
+        [_section("\n".join(lines))], payload.get("examples") or [], _context(payload), max_examples
+    )
+    fallback = f"Update: {_plain_numbers(payload)}"
+    return SlackMessage(text=_cut_rendered(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
+
+
+def _plain_numbers(payload: Mapping[str, Any]) -> str:
+    return (
+        f"{_number(payload.get('count', 0))} complaints in "
+        f"{payload.get('window_minutes', '?')} min "
+        f"(expected about {_number(payload.get('expected', 0.0))}), "
+        f"severity {payload.get('severity', '?')}, incident #{payload.get('incident_id', '?')}"
+    )
+
+
+def _fallback(headline: str, payload: Mapping[str, Any]) -> str:
+    return _cut_rendered(f"{headline} — {_plain_numbers(payload)}", MAX_FALLBACK_TEXT)
+
+
+# -- console -------------------------------------------------------------------------------------
+
+
+def render_console(payload: Mapping[str, Any]) -> str:
+    """Plain text lines for a terminal or a log, when no Slack token is configured."""
+    incident = f"incident #{payload.get('incident_id', '?')}"
+    brand = plain(str(payload.get("brand_name") or payload.get("brand") or "?"))
+    event = payload.get("event", "signal")
+    if payload.get("kind") == "update" and event in ("acknowledged", "resolved"):
+        return f"[{incident}] {brand}: {event} by {plain(str(payload.get('by') or 'someone'))}\n"
+    severity = str(payload.get("severity", "?")).upper()
+    if payload.get("kind") == "update":
+        head = f"[{severity}] {brand}: update on {incident}"
+    else:
+        status = payload.get("status", "open")
+        head = f"[{severity}] {brand}: complaints spiking ({incident}, {status})"
+    lines = [head, "  " + _plain_numbers(payload)]
+    lines += [f"  - {plain(str(r))}" for r in payload.get("reasons") or []]
+    examples = list(payload.get("examples") or [])[:PARENT_EXAMPLES]
+    if examples:
+        lines.append("  Most shared:")
+    for example in examples:
+        text = cut(" ".join(plain(str(example.get("text", ""))).split()), 280)
+        who = "@" + plain(str(example.get("author_handle") or "unknown")).lstrip("@")
+        followers = example.get("author_followers")
+        if followers is not None:
+            who += f" ({_number(followers)} followers)"
+        lines.append(f'    "{text}" — {who}')
+        if example.get("url"):
+            lines.append(f"      {plain(str(example['url']))}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,222 @@
+"""Senders: where outbox payloads go. Slack through the Web API, or the console without a token.
+
+A sender renders a payload itself (blocks for Slack, lines for a terminal) and either returns the
+posted message's channel and ``ts`` or raises ``AlertDeliveryError`` saying whether a retry may
+help. Senders never retry: ``monitor.alerts.dispatch`` owns retries and backoff, so slack_sdk's
+own retry handlers are switched off.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import sys
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TextIO
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from monitor.alerts.render import render_console, render_parent, render_slack
+from monitor.errors import AlertDeliveryError
+
+# Slack error codes that a later attempt may fix by itself.
+RETRYABLE_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# When a 429 comes without Retry-After (it should not), wait this long.
+DEFAULT_RETRY_AFTER = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    """Where a message landed: channel id (``chat.update`` needs the id, not the name) and ts."""
+
+    channel: str
+    ts: str
+
+
+class Sender(ABC):
+    """Delivers one rendered outbox payload.
+
+    Implementations MUST raise ``AlertDeliveryError`` (never anything else) on failure, with
+    ``retryable`` telling whether trying the same message later may help, and MUST NOT retry.
+    """
+
+    #: The outbox ``target`` this sender delivers.
+    target: ClassVar[str]
+
+    @abstractmethod
+    def post(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+    ) -> PostedMessage:
+        """Post a payload (a parent, or a reply in the thread ``thread_ts``)."""
+
+    @abstractmethod
+    def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
+        """Replace the parent message ``ts`` with the incident's current state (``payload``)."""
+
+
+class SlackSender(Sender):
+    """Posts Block Kit messages with slack_sdk's ``WebClient`` (postMessage, update)."""
+
+    target: ClassVar[str] = "slack"
+
+    def __init__(
+        self,
+        token: str,
+        channel: str,
+        api_url: str = "https://slack.com/api/",
+        *,
+        timeout: float = 10,
+    ) -> None:
+        self.channel = channel
+        self.client = WebClient(
+            token=token,
+            base_url=api_url if api_url.endswith("/") else api_url + "/",
+            timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
+            retry_handlers=[],
+        )
+
+    def post(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+    ) -> PostedMessage:
+        message = render_slack(payload)
+        where = channel or self.channel
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        try:
+            response = self.client.chat_postMessage(
+                channel=where,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+                **extra,
+            )
+        except Exception as exc:
+            raise self._delivery_error(exc, "chat.postMessage", where) from exc
+        return PostedMessage(channel=str(response.get("channel") or where), ts=str(response["ts"]))
+
+    def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
+        message = render_parent(payload)
+        where = channel or self.channel
+        try:
+            self.client.chat_update(channel=where, ts=ts, text=message.text, blocks=message.blocks)
+        except Exception as exc:
+            raise self._delivery_error(exc, "chat.update", where) from exc
+
+    def check(self) -> str:
+        """``auth.test``: the bot's user name, or ``AlertDeliveryError`` saying what to fix."""
+        try:
+            response = self.client.auth_test()
+        except Exception as exc:
+            raise self._delivery_error(exc, "auth.test", self.channel) from exc
+        return str(response.get("user") or "")
+
+    def _delivery_error(self, exc: Exception, method: str, channel: str) -> AlertDeliveryError:
+        return delivery_error(exc, method=method, channel=channel)
+
+
+def delivery_error(exc: Exception, *, method: str, channel: str) -> AlertDeliveryError:
+    """Map a slack_sdk or network failure to ``AlertDeliveryError`` with a one-line next step."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = int(getattr(response, "status_code", 0) or 0)
+        data = response.data if isinstance(response.data, dict) else {}
+        error = str(data.get("error") or f"HTTP {status}")
+        if status == 429 or error == "ratelimited":
+            retry_after = _retry_after(response.headers)
+            return AlertDeliveryError(
+                f"Slack rate-limited {method}; retrying after {retry_after:g}s",
+                retryable=True,
+                retry_after=retry_after,
+            )
+        if status >= 500 or error in RETRYABLE_ERRORS:
+            return AlertDeliveryError(
+                f"Slack {method} failed ({error}); will retry", retryable=True
+            )
+        return AlertDeliveryError(_advice(error, method, channel), retryable=False)
+    if isinstance(exc, (OSError, http.client.HTTPException)):  # URLError, timeouts, resets
+        reason = getattr(exc, "reason", None) or exc
+        return AlertDeliveryError(f"Slack unreachable for {method}: {reason}", retryable=True)
+    if isinstance(exc, SlackClientError):  # e.g. an api_url that is not http(s)
+        return AlertDeliveryError(f"Slack {method} could not be sent: {exc}", retryable=False)
+    return AlertDeliveryError(f"Slack {method} failed unexpectedly: {exc!r}", retryable=False)
+
+
+def _retry_after(headers: Mapping[str, Any] | None) -> float:
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            raw = value[0] if isinstance(value, list) else value
+            try:
+                return max(0.0, float(raw))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_RETRY_AFTER
+
+
+def _advice(error: str, method: str, channel: str) -> str:
+    name = channel if channel.startswith(("#", "C", "G")) else f"#{channel}"
+    advice = {
+        "invalid_auth": "Slack rejected the bot token (invalid_auth): set alerts.slack.token "
+        "to the app's xoxb- bot token",
+        "not_authed": "no Slack token was sent (not_authed): set alerts.slack.token",
+        "token_revoked": "the Slack token was revoked (token_revoked): reinstall the app "
+        "and set the new xoxb- token",
+        "token_expired": "the Slack token expired (token_expired): set a new xoxb- token",
+        "account_inactive": "the Slack bot was deactivated (account_inactive): reinstall the app",
+        "channel_not_found": f"Slack channel {name} not found (channel_not_found): check "
+        f"alerts.slack.channel, or invite the bot to it with /invite @uproar if it is private",
+        "not_in_channel": f"the bot is not in {name} (not_in_channel): "
+        "invite it with /invite @uproar",
+        "is_archived": f"Slack channel {name} is archived (is_archived): unarchive it or set "
+        "another alerts.slack.channel",
+        "missing_scope": "the Slack app lacks a scope (missing_scope): "
+        "add chat:write and reinstall",
+        "restricted_action": f"posting to {name} is restricted (restricted_action): ask a "
+        "workspace admin to allow the bot",
+    }
+    return advice.get(error, f"Slack refused {method} ({error})")
+
+
+class ConsoleSender(Sender):
+    """Prints alerts as plain text lines; used when no Slack token is configured.
+
+    It returns synthetic timestamps so threads and updates follow the same path as Slack.
+    """
+
+    target: ClassVar[str] = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        # Unique across restarts (the ts is stored), ordered within one run.
+        self._run = uuid.uuid4().hex[:8]
+        self._seq = itertools.count(1)
+
+    def post(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        thread_ts: str | None = None,
+        channel: str | None = None,
+    ) -> PostedMessage:
+        try:
+            self.stream.write(render_console(payload))
+            self.stream.flush()
+        except (OSError, ValueError) as exc:  # a closed stdout, a full disk
+            raise AlertDeliveryError(f"console output failed: {exc}", retryable=True) from exc
+        return PostedMessage(channel="console", ts=f"console-{self._run}-{next(self._seq)}")
+
+    def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
+        """A terminal cannot edit a printed line; the thread reply already told the news."""
