@@ -1,0 +1,111 @@
+"""Schema versions: create a fresh archive, bring an older one up to date, refuse a newer one.
+
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``; an empty database is
+version 0, so a fresh archive runs every migration in order, and every migration of one
+``Archive`` open runs in a single transaction (DDL included: SQLite and PostgreSQL both have
+transactional DDL) — a failure leaves the file as it was.
+
+Rules for a new migration: append a function, bump ``schema.SCHEMA_VERSION``, make the change in
+``schema.py`` too. Migration v1 builds tables from ``schema.py``'s metadata, so a later migration
+that *adds* a column or index must skip it when it already exists (see :func:`add_column`); one
+that changes or drops something must first pin the old table definition into v1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Connection, Engine, inspect, select, text, update
+from sqlalchemy.schema import CreateColumn
+
+from monitor.archive.engine import SQLITE_BEGIN_OPTION, error_reason
+from monitor.archive.fts import create_fts
+from monitor.archive.schema import SCHEMA_VERSION, metadata, schema_info
+from monitor.errors import ArchiveError
+
+Migration = Callable[[Connection], None]
+
+# Key of the PostgreSQL advisory lock that serialises concurrent migrations (any constant).
+_PG_MIGRATION_LOCK = 0x55_50_52_4F_41_52
+
+
+def _v1_initial(connection: Connection) -> None:
+    """Every table of schema.py, plus the SQLite full-text index."""
+    metadata.create_all(connection)
+    if connection.dialect.name == "sqlite":
+        create_fts(connection)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+
+if len(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - caught by any test run
+    raise RuntimeError(
+        f"schema.SCHEMA_VERSION is {SCHEMA_VERSION} but there are {len(MIGRATIONS)} migrations"
+    )
+
+
+def add_column(connection: Connection, table: str, column: Column) -> None:
+    """``ALTER TABLE … ADD COLUMN`` unless the column is already there (for future migrations)."""
+    existing = {c["name"] for c in inspect(connection).get_columns(table)}
+    if column.name not in existing:
+        ddl = CreateColumn(column).compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+
+
+def stored_version(connection: Connection, display_url: str = "the archive") -> int:
+    """The version recorded in the database; 0 for an empty database."""
+    tables = set(inspect(connection).get_table_names())
+    if schema_info.name not in tables:
+        if "mentions" in tables:
+            raise ArchiveError(
+                f"{display_url} has a mentions table but no schema_info: it is not an Uproar "
+                "archive; point archive.url at a new file or database"
+            )
+        return 0
+    version = connection.execute(
+        select(schema_info.c.version).where(schema_info.c.id == 1)
+    ).scalar()
+    return int(version or 0)
+
+
+def migrate(engine: Engine, display_url: str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the database to ``len(migrations)``; returns the version it was at before."""
+    target = len(migrations)
+    options = {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
+        before = stored_version(connection, display_url)
+        if before > target:
+            raise ArchiveError(
+                f"archive at {display_url} is schema version {before}, this Uproar knows {target}: "
+                "upgrade Uproar"
+            )
+        for version in range(before, target):
+            try:
+                migrations[version](connection)
+            except ArchiveError:
+                raise
+            except Exception as exc:
+                raise ArchiveError(
+                    f"migrating archive at {display_url} from schema version {version} to "
+                    f"{version + 1} failed: {error_reason(exc)}; nothing was changed"
+                ) from exc
+        if before != target:
+            _stamp(connection, target, first=before == 0)
+    return before
+
+
+def _stamp(connection: Connection, version: int, *, first: bool) -> None:
+    now = datetime.now(UTC)
+    if first:
+        connection.execute(schema_info.insert().values(id=1, version=version, migrated_at=now))
+    else:
+        connection.execute(
+            update(schema_info)
+            .where(schema_info.c.id == 1)
+            .values(version=version, migrated_at=now)
+        )
