@@ -141,13 +141,18 @@ class RSSSourceConfig(SourceConfig):
 class TwitterSourceConfig(SourceConfig):
     api_url: str = "https://api.twitter.com/"
     bearer_token: str = ""
+    max_pages: int = Field(default=10, ge=1, le=100)  # pages of page_size tweets per query per poll
+    page_size: int = Field(default=100, ge=10, le=100)
 
 
 class RedditSourceConfig(SourceConfig):
     api_url: str = "https://oauth.reddit.com/"
+    auth_url: str = "https://www.reddit.com/"
     client_id: str = ""
     client_secret: str = ""
-    user_agent: str = "uproar/0.1 (complaint monitor)"
+    user_agent: str = "python:uproar:0.1 (complaint monitor)"
+    subreddits: list[str] = Field(default_factory=list)  # also read these subreddits' new posts
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class YouTubeSourceConfig(SourceConfig):

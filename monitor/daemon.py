@@ -75,7 +75,7 @@ class Daemon:
             log.exception("alert delivery failed (a bug, please report it)")
             return
         for failure in report.failures:
-            log.error("alert not delivered: %s", failure)
+            log.error("alert for incident %d not delivered: %s", failure.incident_id, failure.error)
 
     def start(self) -> None:
         config = self.app.config

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from connectors.base import Mention
+from monitor.alerts.dispatch import DeliveryReport
 from monitor.clock import SimulatedClock
 from monitor.errors import UproarError
 from monitor.pipeline import Pipeline
@@ -115,12 +116,16 @@ def replay(
             next_detect += bucket
         delivered = pipeline.deliver()
         report.sent += delivered.sent
-        report.failed.extend(delivered.failures)
+        report.failed.extend(_describe(delivered))
         if speed:
             time.sleep(step.total_seconds() / speed)
     _drain(pipeline, clock, report, max_delivery_rounds)
     report.ended = clock.now()
     return report
+
+
+def _describe(report: DeliveryReport) -> list[str]:
+    return [f"incident {f.incident_id}: {f.error}" for f in report.failures]
 
 
 def _drain(pipeline: Pipeline, clock: SimulatedClock, report: ReplayReport, rounds: int) -> None:
@@ -134,6 +139,7 @@ def _drain(pipeline: Pipeline, clock: SimulatedClock, report: ReplayReport, roun
             clock.set(due)
         delivered = pipeline.deliver()
         report.sent += delivered.sent
-        report.failed.extend(delivered.failures)
+        report.failed.extend(_describe(delivered))
     if dispatcher.has_pending():
-        report.failed.append(f"{dispatcher.pending_count()} alerts still queued after {rounds} tries")
+        pending = dispatcher.pending_count()
+        report.failed.append(f"{pending} alerts still queued after {rounds} tries")

@@ -8,7 +8,13 @@ from monitor.errors import ConfigError
 
 # Sources this version can poll. Others are accepted in the config (so a config written for a
 # newer Uproar still validates) but refused when enabled.
-AVAILABLE = ("rss",)
+AVAILABLE = ("rss", "twitter", "reddit")
+
+# Credentials each keyed source needs, as (config key, environment variable in config.yaml).
+CREDENTIALS = {
+    "twitter": [("bearer_token", "TWITTER_BEARER_TOKEN")],
+    "reddit": [("client_id", "REDDIT_CLIENT_ID"), ("client_secret", "REDDIT_CLIENT_SECRET")],
+}
 
 
 def source_problems(config: Config) -> list[str]:
@@ -19,6 +25,12 @@ def source_problems(config: Config) -> list[str]:
                 f"sources.{name}.enabled: the {name} source is not available in this version "
                 f"of Uproar; set enabled: false (available: {', '.join(AVAILABLE)})"
             )
+        for key, env in CREDENTIALS.get(name, []):
+            if not getattr(config.sources.enabled()[name], key):
+                problems.append(
+                    f"sources.{name}.{key}: {name} is enabled but has no {key}; set {env} in "
+                    "the environment (or set enabled: false)"
+                )
     rss = config.sources.rss
     if rss.enabled and not all_feeds(config):
         problems.append(
@@ -43,6 +55,23 @@ def build_connector(name: str, config: Config) -> Connector:
         rss: RSSSourceConfig = config.sources.rss
         return RSSConnector(
             all_feeds(config), timeout=rss.timeout.total_seconds(), max_bytes=rss.max_bytes
+        )
+    if name == "twitter":
+        from connectors.twitter import TwitterConnector
+
+        tw = config.sources.twitter
+        return TwitterConnector(
+            tw.bearer_token, api_url=tw.api_url, max_pages=tw.max_pages, page_size=tw.page_size,
+            timeout=tw.timeout.total_seconds(),
+        )
+    if name == "reddit":
+        from connectors.reddit import RedditConnector
+
+        rd = config.sources.reddit
+        return RedditConnector(
+            rd.client_id, rd.client_secret, user_agent=rd.user_agent, api_url=rd.api_url,
+            auth_url=rd.auth_url, subreddits=rd.subreddits, limit=rd.limit,
+            timeout=rd.timeout.total_seconds(),
         )
     raise ConfigError(
         [f"sources.{name}: the {name} source is not available in this version of Uproar"]

@@ -123,8 +123,13 @@ def test_check_config_cli_ok_and_failure(tmp_path: Path) -> None:
     assert "nonsense (line 10): unknown key" in result.output
 
 
-def test_check_config_refuses_unavailable_source(tmp_path: Path) -> None:
+def test_check_config_refuses_unavailable_source_and_missing_keys(tmp_path: Path) -> None:
     text = MINIMAL.replace("twitter: {enabled: false", "twitter: {enabled: true")
-    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
+    text += "  youtube: {enabled: true}\n"
+    result = CliRunner().invoke(
+        cli, ["check-config", "-c", str(write(tmp_path, text))], env={"TWITTER_BEARER_TOKEN": ""}
+    )
     assert result.exit_code == 1
-    assert "sources.twitter.enabled" in result.output
+    assert "sources.twitter.bearer_token: twitter is enabled but has no bearer_token; set " \
+        "TWITTER_BEARER_TOKEN" in result.output
+    assert "sources.youtube.enabled: the youtube source is not available" in result.output

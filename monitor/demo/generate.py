@@ -55,9 +55,12 @@ STORY_SEED = (
 )
 
 STORY_SHARES = [
-    "This is awful. Larkspur Airways smashed a musician's cello and won't pay for it #larkspurbrokemycello",
-    "Never flying @larkspurair again after seeing how they treated this cellist's instrument",
-    "Larkspur Airways broke her cello and then ignored her for nine days. Disgraceful customer service",
+    "This is awful. Larkspur Airways smashed a musician's cello and won't pay for it "
+    "#larkspurbrokemycello",
+    "Never flying @larkspurair again after seeing how they treated this cellist's "
+    "instrument",
+    "Larkspur Airways broke her cello and then ignored her for nine days. Disgraceful "
+    "customer service",
     "The cello song about Larkspur Airways is going viral and honestly they deserve it",
     "@larkspurair pay for the cello you broke! #larkspurbrokemycello",
     "Same thing happened to my guitar on Larkspur last year, they never paid either",
