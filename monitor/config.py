@@ -159,21 +159,32 @@ class YouTubeSourceConfig(SourceConfig):
     api_url: str = "https://www.googleapis.com/youtube/v3/"
     api_key: str = ""
     every: Duration = timedelta(minutes=30)
+    daily_quota: int = Field(default=10_000, ge=100)  # the Google project's daily units
+    max_results: int = Field(default=50, ge=1, le=50)
+    channel_ids: list[str] = Field(default_factory=list)  # the brand's own channels (comments)
 
 
 class BlueskySourceConfig(SourceConfig):
     api_url: str = "https://bsky.social/xrpc/"
     handle: str = ""
     app_password: str = ""
+    limit: int = Field(default=100, ge=1, le=100)
+    max_pages: int = Field(default=5, ge=1, le=100)
 
 
 class MastodonSourceConfig(SourceConfig):
     api_url: str = "https://mastodon.social/"
-    access_token: str = ""
+    access_token: str = ""  # without it only hashtag timelines can be read
+    hashtags: list[str] = Field(default_factory=list)
+    limit: int = Field(default=40, ge=1, le=40)
+    max_pages: int = Field(default=5, ge=1, le=100)
 
 
 class HackerNewsSourceConfig(SourceConfig):
     api_url: str = "https://hn.algolia.com/api/v1/"
+    overlap: Duration = timedelta(minutes=10)  # re-read this much before the last poll's newest
+    hits_per_page: int = Field(default=100, ge=1, le=1000)
+    max_pages: int = Field(default=10, ge=1, le=100)
 
 
 class SourcesConfig(_Strict):

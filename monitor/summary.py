@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.config import LoadedConfig
 from monitor.durations import format_duration
-from monitor.sources import AVAILABLE, all_feeds
+from monitor.sources import AVAILABLE, all_feeds, youtube_quota_note
 
 
 def _redact(url: str) -> str:
@@ -37,6 +37,9 @@ def summarize(loaded: LoadedConfig) -> list[str]:
             f"  {name:<11} every {format_duration(s.every)} "
             f"(jitter {format_duration(s.jitter)}){extra}{avail}"
         )
+    note = youtube_quota_note(c)
+    if note:
+        lines.append(f"  {note}")
     lines.append("")
     slack = c.alerts.slack
     if slack.token:

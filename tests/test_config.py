@@ -54,7 +54,7 @@ def test_example_config_runs_without_credentials() -> None:
     config = loaded.config
     assert config.alerts.slack.token == ""
     assert "SLACK_BOT_TOKEN" in loaded.unset_vars
-    assert list(config.sources.enabled()) == ["rss"]
+    assert list(config.sources.enabled()) == ["rss", "hackernews"]
     assert config.sources.rss.every == timedelta(minutes=5)
 
 
@@ -132,4 +132,19 @@ def test_check_config_refuses_unavailable_source_and_missing_keys(tmp_path: Path
     assert result.exit_code == 1
     assert "sources.twitter.bearer_token: twitter is enabled but has no bearer_token; set " \
         "TWITTER_BEARER_TOKEN" in result.output
-    assert "sources.youtube.enabled: the youtube source is not available" in result.output
+    assert "sources.youtube.api_key: youtube is enabled but has no api_key" in result.output
+
+
+def test_check_config_prints_youtube_quota_cost(tmp_path: Path) -> None:
+    text = MINIMAL + '  youtube: {enabled: true, every: 5m, api_key: "k"}\n'
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
+    assert result.exit_code == 0, result.output
+    assert "youtube: 1 searches every 5 min cost about 28,800 of 10,000 daily units (EXCEEDS" \
+        in result.output
+
+
+def test_source_urls_must_be_http(tmp_path: Path) -> None:
+    text = MINIMAL + '  mastodon: {enabled: true, api_url: "ftp://x"}\n'
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
+    assert result.exit_code == 1
+    assert "sources.mastodon.api_url (line 10): expected an http" in result.output
