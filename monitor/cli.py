@@ -145,9 +145,10 @@ def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
     failed = 0
     try:
         for name, connector in connectors.items():
-            every = getattr(loaded.config.sources, name).every
+            settings = getattr(loaded.config.sources, name)
             runner = SourceRunner(
-                name, connector, app.pipeline, brand_queries(loaded.config), clock, every
+                name, connector, app.pipeline, brand_queries(loaded.config), clock,
+                settings.every, settings.lookback,
             )
             outcome = runner.poll_once(dry_run=dry_run, force=True)
             failed += not outcome.ok
@@ -158,7 +159,7 @@ def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
             app.pipeline.evaluate()
             report = app.pipeline.deliver()
             for failure in report.failures:
-                click.echo(f"uproar: alert not delivered: {failure}", err=True)
+                click.echo(f"uproar: alert not delivered: {failure.error}", err=True)
     finally:
         app.close()
     if failed:

@@ -109,6 +109,7 @@ class SourceConfig(_Strict):
     every: Duration = timedelta(minutes=5)
     jitter: Duration = timedelta(seconds=30)
     timeout: Duration = timedelta(seconds=20)
+    lookback: Duration = timedelta(days=1)  # first poll: keep this much history, alert on none
 
     @field_validator("every")
     @classmethod

@@ -54,6 +54,7 @@ class Daemon:
                 brand_queries(app.config),
                 app.clock,
                 getattr(app.config.sources, name).every,
+                getattr(app.config.sources, name).lookback,
             )
             for name, connector in enabled_connectors(app.config).items()
         ]

@@ -135,8 +135,12 @@ class Pipeline:
         source: str | None = None,
         cursor: dict[str, Any] | None = None,
         dry_run: bool = False,
+        backfill: bool = False,
     ) -> IngestResult:
-        """Match, dedupe, classify and archive a batch (with the source's cursor, atomically)."""
+        """Match, dedupe, classify and archive a batch (with the source's cursor, atomically).
+
+        ``backfill``: the batch is history (a source's first poll): archived, never alerted on.
+        """
         with self._lock:
             result = IngestResult(received=len(mentions))
             matched, result.unmatched = self.match(mentions)
@@ -166,7 +170,8 @@ class Pipeline:
                     batch + updates, source=source, cursor=cursor, fetched_at=self.clock.now()
                 )
                 result.new = list(stored.inserted)
-            self._observe(result.new)
+            if not backfill:
+                self._observe(result.new)
             return result
 
     def _observe(self, stored: Sequence[StoredMention]) -> None:

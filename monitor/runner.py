@@ -31,6 +31,7 @@ class PollOutcome:
     duplicates: int = 0
     unmatched: int = 0
     errors: int = 0
+    backfilled: int = 0  # first poll: history kept but not alerted on
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)  # the new ones, for `uproar poll`
@@ -45,6 +46,7 @@ class SourceRunner:
         queries: Sequence[str],
         clock: Clock,
         every: timedelta,
+        lookback: timedelta = timedelta(days=1),
     ) -> None:
         self.name = name
         self.connector = connector
@@ -52,6 +54,8 @@ class SourceRunner:
         self.queries = list(queries)
         self.clock = clock
         self.every = every
+        # On a source's first poll only this much history is kept, and none of it alerts.
+        self.lookback = lookback
         self.failures = 0
         self.backoff_until: datetime | None = None
         self.last_error: str | None = None
@@ -65,11 +69,18 @@ class SourceRunner:
         try:
             cursor = self.pipeline.archive.cursor(self.name)
             fetched = self.connector.fetch(self.queries, cursor)
+            mentions = fetched.mentions
+            first_run = cursor is None
+            if first_run:
+                oldest = now - self.lookback
+                mentions = [m for m in mentions if m.created_at >= oldest]
+                outcome.backfilled = len(mentions)
             ingest: IngestResult = self.pipeline.ingest(
-                fetched.mentions,
+                mentions,
                 source=self.name,
                 cursor=None if dry_run else fetched.cursor,
                 dry_run=dry_run,
+                backfill=first_run,
             )
         except RateLimited as exc:
             self._failed(outcome, exc.message, exc.retry_after)
@@ -90,8 +101,9 @@ class SourceRunner:
             self._succeeded()
         outcome.seconds = time.monotonic() - started
         log.info(
-            "poll %s: %d new, %d duplicates, %d errors, %.1fs",
+            "poll %s: %d new, %d duplicates, %d errors, %.1fs%s",
             self.name, outcome.new, outcome.duplicates, outcome.errors, outcome.seconds,
+            " (first poll: backfill, not alerted)" if outcome.backfilled else "",
         )
         return outcome
 

@@ -73,7 +73,7 @@ NAB = SpikeSettings()
 # sliding window (already smooth), learns in hours with an hour-of-day profile, and may alert
 # again the same day when the story grows beyond what it already reported.
 DAEMON = SpikeSettings(
-    threshold=4.0,
+    threshold=3.5,
     min_count=5.0,
     cooldown=timedelta(hours=2),
     warmup=timedelta(hours=3),
@@ -85,7 +85,9 @@ DAEMON = SpikeSettings(
     clip=3.0,
     min_spread=0.2,
     peak_halflife=timedelta(hours=6),
-    peak_ratio=1.2,
+    # 1.0, not more: the peak includes the previous row's score, so a ratio above 1 would veto
+    # a story that grows steadily (each 5-minute score a little above the last) forever.
+    peak_ratio=1.0,
 )
 
 PRESETS: dict[str, SpikeSettings] = {"nab": NAB, "daemon": DAEMON}
