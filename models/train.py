@@ -1,0 +1,308 @@
+"""Train and evaluate the bundled classifier's heads on frozen MiniLM-L6 embeddings.
+
+Reproducible: fixed seeds, deterministic solvers, the same data give the same ``heads.npz``
+(and so the same version string). Embeddings are cached outside the repository, in
+``$XDG_CACHE_HOME/uproar`` (``~/.cache/uproar``), keyed by texts and encoder settings.
+
+Data (``../shared/data`` layout):
+
+- ``sentiment/semeval2013-2016.csv`` (text, sentiment, split, file): heads train on
+  ``split == "train"`` only; scores are macro-averaged recall on ``split == "dev"``.
+- ``complaints/train.csv`` (text, complaint, ...): scores are macro-F1 over 5 stratified folds;
+  the shipped head is then fitted on all rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.base import SENTIMENTS, Classifier
+from models.heads import Head
+from models.minilm import EncoderSettings, MiniLMClassifier, save_bundle
+
+SEED = 0
+MODEL_NAME = "uproar-minilm"
+MAJOR_VERSION = "1"  # bump when the encoder or feature recipe changes meaning
+SENTIMENT_CSV = Path("sentiment/semeval2013-2016.csv")
+COMPLAINTS_CSV = Path("complaints/train.csv")
+EMBED_CHUNK = 512  # texts per progress update (and per encoder call)
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as work advances; ``total`` may change per stage."""
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """How one head is fitted (scikit-learn) before being exported to numpy arrays."""
+
+    kind: str = "logreg"  # "logreg" or "mlp"
+    c: float = 1.0  # inverse L2 strength (logreg)
+    class_weight: str | None = None  # "balanced" re-weights classes (logreg)
+    hidden: int = 256  # units of the hidden layer (mlp)
+    alpha: float = 1e-3  # L2 strength (mlp)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the shipped model; changing it changes the version."""
+
+    settings: EncoderSettings = field(default_factory=EncoderSettings)
+    sentiment: HeadSpec = field(default_factory=HeadSpec)
+    complaint: HeadSpec = field(default_factory=HeadSpec)
+
+
+DEFAULT_RECIPE = Recipe()
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    texts: list[str]
+    labels: np.ndarray
+    source: str
+    sha256: str
+
+
+def _read_csv(path: Path) -> tuple[list[dict[str, str]], str]:
+    raw = path.read_bytes()
+    rows = list(csv.DictReader(raw.decode("utf-8").splitlines(keepends=True)))
+    return rows, hashlib.sha256(raw).hexdigest()
+
+
+def load_sentiment(data_dir: Path, split: str) -> Dataset:
+    rows, digest = _read_csv(data_dir / SENTIMENT_CSV)
+    rows = [r for r in rows if r["split"] == split]
+    labels = np.array([SENTIMENTS.index(r["sentiment"]) for r in rows], dtype=np.int64)
+    return Dataset([r["text"] for r in rows], labels, f"{SENTIMENT_CSV} split={split}", digest)
+
+
+def load_complaints(data_dir: Path) -> Dataset:
+    rows, digest = _read_csv(data_dir / COMPLAINTS_CSV)
+    labels = np.array([int(r["complaint"]) for r in rows], dtype=np.int64)
+    return Dataset([r["text"] for r in rows], labels, str(COMPLAINTS_CSV), digest)
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "uproar"
+
+
+class FeatureCache:
+    """Embeds texts with the encoder of ``settings``, caching the arrays on disk."""
+
+    def __init__(self, settings: EncoderSettings, folder: Path | None = None) -> None:
+        self.settings = settings
+        self.folder = folder or cache_dir()
+        self._encoder: Any = None
+
+    def features(self, texts: Sequence[str], progress: Progress, stage: str) -> np.ndarray:
+        key = hashlib.sha256(
+            json.dumps([self.settings.to_json(), list(texts)]).encode()
+        ).hexdigest()
+        path = self.folder / f"features-{key[:24]}.npy"
+        if path.is_file():
+            progress(stage, len(texts), len(texts))
+            return np.load(path).astype(np.float32)
+        if self._encoder is None:
+            self._encoder = self.settings.build(batch_size=64)
+        prepared = self.settings.prepare(texts)
+        parts = []
+        for start in range(0, len(prepared), EMBED_CHUNK):
+            parts.append(self._encoder.encode(prepared[start : start + EMBED_CHUNK]))
+            progress(stage, min(start + EMBED_CHUNK, len(texts)), len(texts))
+        x = np.concatenate(parts) if parts else np.zeros((0, self._encoder.dim), np.float32)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, x.astype(np.float16))  # half the disk; heads do not notice
+        tmp.replace(path)
+        return x.astype(np.float16).astype(np.float32)
+
+
+# --- heads ----------------------------------------------------------------------------------
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, spec: HeadSpec, seed: int = SEED) -> Head:
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    mean = scaler.mean_.astype(np.float32)
+    scale = scaler.scale_.astype(np.float32)
+    if spec.kind == "logreg":
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(
+            C=spec.c, class_weight=spec.class_weight, max_iter=3000, random_state=seed
+        ).fit(z, y)
+        return Head(mean, scale, [model.coef_.T.copy()], [model.intercept_.copy()])
+    if spec.kind == "mlp":
+        from sklearn.neural_network import MLPClassifier
+
+        mlp = MLPClassifier(
+            hidden_layer_sizes=(spec.hidden,),
+            alpha=spec.alpha,
+            early_stopping=True,
+            validation_fraction=0.1,
+            n_iter_no_change=5,
+            max_iter=200,
+            random_state=seed,
+        ).fit(z, y)
+        return Head(mean, scale, list(mlp.coefs_), list(mlp.intercepts_))
+    raise ValueError(f"unknown head kind {spec.kind!r}")
+
+
+def macro_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> float:
+    recalls = [
+        float(np.mean(y_pred[y_true == k] == k)) for k in range(classes) if np.any(y_true == k)
+    ]
+    return float(np.mean(recalls))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro"))
+
+
+def cv_predictions(x: np.ndarray, y: np.ndarray, spec: HeadSpec, folds: int = 5) -> np.ndarray:
+    """Out-of-fold complaint probabilities: each row predicted by a head that never saw it."""
+    from sklearn.model_selection import StratifiedKFold
+
+    out = np.zeros(len(y), dtype=np.float64)
+    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=SEED).split(x, y):
+        head = fit_head(x[train_idx], y[train_idx], spec)
+        out[test_idx] = head.predict_proba(x[test_idx])[:, 1]
+    return out
+
+
+# --- train / evaluate -----------------------------------------------------------------------
+
+
+def train(
+    data_dir: Path,
+    out_dir: Path,
+    progress: Progress = _no_progress,
+    *,
+    recipe: Recipe = DEFAULT_RECIPE,
+    features: FeatureCache | None = None,
+) -> dict[str, float]:
+    """Fit both heads, write the bundle to ``out_dir`` and return the measured scores."""
+    np.random.seed(SEED)
+    features = features or FeatureCache(recipe.settings)
+    sent_train = load_sentiment(data_dir, "train")
+    sent_dev = load_sentiment(data_dir, "dev")
+    comp = load_complaints(data_dir)
+    x_train = features.features(sent_train.texts, progress, "embed sentiment train")
+    x_dev = features.features(sent_dev.texts, progress, "embed sentiment dev")
+    x_comp = features.features(comp.texts, progress, "embed complaints")
+
+    progress("fit sentiment head", 0, 1)
+    sentiment = fit_head(x_train, sent_train.labels, recipe.sentiment)
+    dev_pred = sentiment.predict_proba(x_dev).argmax(1)
+    progress("fit sentiment head", 1, 1)
+    progress("complaint 5-fold CV", 0, 1)
+    oof = cv_predictions(x_comp, comp.labels, recipe.complaint)
+    progress("complaint 5-fold CV", 1, 1)
+    progress("fit complaint head", 0, 1)
+    complaint = fit_head(x_comp, comp.labels, recipe.complaint)
+    progress("fit complaint head", 1, 1)
+
+    scores = {
+        "sentiment_macro_recall_dev": round(100 * macro_recall(sent_dev.labels, dev_pred, 3), 2),
+        "sentiment_accuracy_dev": round(100 * float(np.mean(dev_pred == sent_dev.labels)), 2),
+        "complaint_macro_f1_cv5": round(macro_f1(comp.labels, (oof >= 0.5).astype(int)), 4),
+    }
+    digest = hashlib.sha256()
+    for arr in (*sentiment.weights, *sentiment.biases, *complaint.weights, *complaint.biases):
+        digest.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
+    meta = {
+        "name": MODEL_NAME,
+        "version": f"{MAJOR_VERSION}.{digest.hexdigest()[:8]}",
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "heads": {"sentiment": recipe.sentiment.to_json(), "complaint": recipe.complaint.to_json()},
+        "training_data": {
+            "sentiment": _describe(sent_train),
+            "sentiment_dev": _describe(sent_dev),
+            "complaint": _describe(comp),
+        },
+        "scores": scores,
+    }
+    save_bundle(
+        out_dir, settings=recipe.settings, sentiment=sentiment, complaint=complaint, meta=meta
+    )
+    return scores
+
+
+def _describe(data: Dataset) -> dict[str, Any]:
+    counts = np.bincount(data.labels).tolist()
+    return {
+        "source": data.source,
+        "rows": len(data.texts),
+        "per_class": counts,
+        "sha256": data.sha256,
+    }
+
+
+def evaluate(
+    classifier: Classifier, data_dir: Path, progress: Progress = _no_progress
+) -> dict[str, float]:
+    """Sentiment macro-recall (%) on the dev split and complaint macro-F1 over 5 folds.
+
+    For the bundled kind of model the complaint head is refitted on each fold's training part
+    with the bundle's own recipe (frozen embeddings), so no fold is scored by a head that saw
+    it. Other classifiers cannot be refitted: their fixed predictions are scored on every fold,
+    which amounts to scoring them on all complaint rows.
+    """
+    dev = load_sentiment(data_dir, "dev")
+    comp = load_complaints(data_dir)
+    if isinstance(classifier, MiniLMClassifier):
+        cache = FeatureCache(classifier.settings)
+        cache._encoder = classifier.encoder
+        x_dev = cache.features(dev.texts, progress, "embed sentiment dev")
+        pred = classifier.sentiment.predict_proba(x_dev).argmax(1)
+        x_comp = cache.features(comp.texts, progress, "embed complaints")
+        spec = HeadSpec(**classifier.meta.get("heads", {}).get("complaint", {}))
+        oof = cv_predictions(x_comp, comp.labels, spec)
+    else:
+        pred = _predict_sentiment(classifier, dev.texts, progress)
+        oof = np.array([c.complaint for c in _classify_all(classifier, comp.texts, progress)])
+    return {
+        "sentiment_macro_recall_dev": round(100 * macro_recall(dev.labels, pred, 3), 2),
+        "complaint_macro_f1_cv5": round(macro_f1(comp.labels, (oof >= 0.5).astype(int)), 4),
+    }
+
+
+def _classify_all(classifier: Classifier, texts: list[str], progress: Progress) -> list[Any]:
+    out = []
+    for start in range(0, len(texts), EMBED_CHUNK):
+        out.extend(classifier.classify(texts[start : start + EMBED_CHUNK]))
+        progress("classify", min(start + EMBED_CHUNK, len(texts)), len(texts))
+    return out
+
+
+def _predict_sentiment(classifier: Classifier, texts: list[str], progress: Progress) -> np.ndarray:
+    return np.array(
+        [SENTIMENTS.index(c.sentiment) for c in _classify_all(classifier, texts, progress)]
+    )
