@@ -100,7 +100,15 @@ class AlertsConfig(_Strict):
 
 
 class HttpConfig(_Strict):
-    listen: str = "127.0.0.1:9464"
+    listen: str = "127.0.0.1:9464"  # /healthz, /readyz, /metrics; ":9464" listens on every address
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        from monitor.health import parse_listen
+
+        parse_listen(value)
+        return value
 
 
 class SourceConfig(_Strict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -18,28 +17,17 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.app import App
 from monitor.durations import format_duration
-from monitor.runner import SourceRunner
+from monitor.health import HealthServer, HealthState, archive_ping
+from monitor.metrics import Metrics
+from monitor.runner import PollOutcome, SourceRunner
 from monitor.sources import brand_queries, enabled_connectors
+from monitor.systemd import sd_notify
+from monitor.watchdog import Watchdog
 
 log = logging.getLogger("uproar")
 
 # How often queued alerts are (re)tried; Slack allows about one message per second per channel.
 DELIVERY_EVERY = timedelta(seconds=5)
-
-
-def sd_notify(message: str) -> None:
-    """Tell systemd about readiness/stopping when run as Type=notify; a no-op otherwise."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall(message.encode())
-    except OSError as exc:
-        log.debug("sd_notify failed: %s", exc)
 
 
 class Daemon:
@@ -62,23 +50,47 @@ class Daemon:
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         )
+        now = app.clock.now()
+        self.metrics = Metrics()
+        self.health = HealthState(archive_check=archive_ping(app.archive.engine))
+        for runner in self.runners:
+            self.metrics.add_source(runner.name)
+            self.health.add_source(runner.name, runner.every, now)
+        self.http = HealthServer(app.config.http.listen, self.health, self.metrics, app.clock)
+        self.watchdog = Watchdog.from_environ(self.health, app.clock, os.environ)
+        app.pipeline.on_classify = self.metrics.observe_classify
+
+    def _poll(self, runner: SourceRunner) -> PollOutcome:
+        outcome = runner.poll_once()
+        at = self.app.clock.now()
+        self.metrics.record_poll(outcome, failures=runner.failures, at=at)
+        self.health.record_poll(outcome, failures=runner.failures, at=at)
+        return outcome
 
     def _detect(self) -> None:
         try:
-            self.app.pipeline.evaluate()
+            signals = self.app.pipeline.evaluate()
         except Exception:
             log.exception("detection failed (a bug, please report it)")
+            return
+        self.metrics.record_signals(signals)
+        self.health.record_detection(self.app.clock.now())
 
     def _deliver(self) -> None:
         try:
             report = self.app.pipeline.deliver()
+            pending = self.app.pipeline.dispatcher.pending_count()
         except Exception:
             log.exception("alert delivery failed (a bug, please report it)")
             return
+        self.metrics.record_delivery(report, self.app.alert_target)
+        self.metrics.set_outbox_pending(pending)
+        self.health.record_outbox(pending, self.app.clock.now(), sent=report.sent)
         for failure in report.failures:
             log.error("alert for incident %d not delivered: %s", failure.incident_id, failure.error)
 
     def start(self) -> None:
+        self.http.start()
         config = self.app.config
         detection = config.detection
         seeded = self.app.pipeline.warm_up(
@@ -89,10 +101,11 @@ class Daemon:
         for runner in self.runners:
             source = getattr(config.sources, runner.name)
             self.scheduler.add_job(
-                runner.poll_once,
+                self._poll,
                 IntervalTrigger(
                     seconds=source.every.total_seconds(), jitter=source.jitter.total_seconds()
                 ),
+                args=[runner],
                 id=f"poll:{runner.name}",
                 name=f"poll {runner.name}",
                 next_run_time=now,
@@ -108,14 +121,25 @@ class Daemon:
             next_run_time=now,
         )
         self.scheduler.start()
+        self.health.set_scheduler_alive(True, self.app.clock.now())
+        self.metrics.set_up(True)
         brands = ", ".join(b.name for b in config.brands)
         log.info("uproar running: listening for %s; alerts to %s", brands, self.app.alert_target)
         sd_notify("READY=1\nSTATUS=listening")
+        self.health.mark_ready()
+        self.watchdog.start()
+        log.info("health and metrics on %s (/healthz, /readyz, /metrics)", self.http.url)
 
     def shutdown(self) -> None:
+        self.health.mark_ready(False)
+        self.watchdog.stop()
         sd_notify("STOPPING=1")
         log.info("stopping: finishing the current batch")
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.health.set_scheduler_alive(False, self.app.clock.now())
+        self.metrics.set_up(False)
+        self.http.stop()
         for runner in self.runners:
             runner.connector.close()
         self.app.close()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,8 @@ class Pipeline:
         self.fresh_within = fresh_within
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        # Called with the seconds each classifier batch took (the daemon feeds its metrics).
+        self.on_classify: Callable[[float], None] | None = None
 
     # -- stages --------------------------------------------------------------------------
 
@@ -123,7 +126,10 @@ class Pipeline:
         results: list[Classification] = []
         for start in range(0, len(mentions), self.batch_size):
             chunk = mentions[start : start + self.batch_size]
+            began = time.perf_counter()
             results.extend(self.classifier.classify([m.text for m in chunk]))
+            if self.on_classify is not None:
+                self.on_classify(time.perf_counter() - began)
         return results
 
     # -- the whole pass -------------------------------------------------------------------

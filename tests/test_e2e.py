@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -34,6 +35,7 @@ brands:
     name: Larkspur Airways
     query: {DEMO_QUERY}
 archive: {{url: "sqlite:///{tmp_path}/uproar.db"}}
+http: {{listen: "127.0.0.1:0"}}
 alerts:
   slack: {{token: "{token}", channel: "#brand-alerts", api_url: "{api}"}}
 sources:
@@ -157,8 +159,14 @@ def test_run_polls_and_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: Fee
         assert proc.stderr is not None
         for line in proc.stderr:
             seen.append(line)
-            if "poll rss:" in line:
+            log_so_far = "".join(seen)
+            if "poll rss:" in log_so_far and "health and metrics on" in log_so_far:
                 break
+        url = next(line.split(" on ")[1].split()[0] for line in seen if "health and metrics" in line)
+        health = httpx.get(f"{url}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["status"] in ("ok", "degraded")
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert 'uproar_mentions_total{source="rss"} 1.0' in metrics
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[1]
     finally:
