@@ -162,7 +162,7 @@ def test_run_polls_and_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: Fee
             log_so_far = "".join(seen)
             if "poll rss:" in log_so_far and "health and metrics on" in log_so_far:
                 break
-        url = next(line.split(" on ")[1].split()[0] for line in seen if "health and metrics" in line)
+        url = next(ln.split(" on ")[1].split()[0] for ln in seen if "health and metrics" in ln)
         health = httpx.get(f"{url}/healthz", timeout=10)
         assert health.status_code == 200 and health.json()["status"] in ("ok", "degraded")
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
