@@ -96,28 +96,62 @@ def check_config(config_path: Path) -> None:
 @CONFIG_OPTION
 def run(config_path: Path) -> None:
     """Run the daemon: poll every enabled source on its schedule, classify, archive, detect
-    spikes and alert. Stops cleanly on SIGTERM or Ctrl-C.
+    spikes and alert. Stops cleanly on SIGTERM or Ctrl-C (the current batch is finished);
+    SIGHUP reloads the config file (an invalid one is logged and the old config keeps running).
 
     \b
     Example:
       uproar run -c config.yaml
+      systemctl reload uproar     # sends SIGHUP
     """
-    from monitor.app import build_app
+    from monitor.app import build_app, load_model
     from monitor.clock import SystemClock
     from monitor.config import load_config
-    from monitor.daemon import Daemon
+    from monitor.daemon import Daemon, SignalBox
+    from monitor.sources import source_problems
 
     loaded = load_config(config_path)
+    problems = source_problems(loaded.config)
+    if problems:
+        raise ConfigError(problems, str(config_path))
     setup_logging(loaded.config.logging.level)
     log = logging.getLogger("uproar")
-    log.info("loading classifier %s", loaded.config.classifier.model)
-    app = build_app(loaded.config, SystemClock(), console=sys.stderr)
+    clock = SystemClock()
+    model = None
+    model_spec = ""
+    signals = SignalBox()
+    signals.install()
     try:
-        daemon = Daemon(app)
-    except BaseException:
-        app.close()
-        raise
-    daemon.run_forever()
+        while True:
+            if model is None or model_spec != loaded.config.classifier.model:
+                log.info("loading classifier %s", loaded.config.classifier.model)
+                model = load_model(loaded.config)
+                model_spec = loaded.config.classifier.model
+            app = build_app(loaded.config, clock, classifier=model, console=sys.stderr)
+            try:
+                daemon = Daemon(app)
+            except BaseException:
+                app.close()
+                raise
+            if daemon.run_forever(signals) != "reload":
+                return
+            try:
+                candidate = load_config(config_path)
+                problems = source_problems(candidate.config)
+                if problems:
+                    raise ConfigError(problems, str(config_path))
+            except ConfigError as exc:
+                log.error(
+                    "reload refused, keeping the running config: %s", "; ".join(exc.problems)
+                )
+            else:
+                loaded = candidate
+                setup_logging(loaded.config.logging.level)
+                log.info("config reloaded from %s", config_path)
+            if not signals.rearm():
+                return
+    finally:
+        signals.restore()
 
 
 @cli.command("poll")

@@ -145,15 +145,59 @@ class Daemon:
         self.app.close()
         log.info("stopped cleanly")
 
-    def run_forever(self) -> None:
-        previous = {
-            sig: signal.signal(sig, lambda *_: self.stop.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
+    def run_forever(self, signals: SignalBox | None = None) -> str:
+        """Run until SIGTERM/SIGINT ("stop") or SIGHUP ("reload"); always shuts down cleanly."""
+        box = signals or SignalBox()
+        own = signals is None
+        if own:
+            box.install()
         try:
             self.start()
-            self.stop.wait()
+            box.wait()
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            if own:
+                box.restore()
+            if box.reason == "reload":
+                sd_notify("RELOADING=1")
             self.shutdown()
+        return box.reason
+
+
+class SignalBox:
+    """SIGTERM/SIGINT mean stop, SIGHUP means reload; installed once for the process's life, so
+    a signal arriving between a reload's shutdown and the next start is never lost."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = "stop"
+        self._previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._stop)
+        self._previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._reload)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def wait(self) -> None:
+        self.event.wait()
+
+    def rearm(self) -> bool:
+        """Ready for the next run; False when a stop arrived meanwhile."""
+        if self.reason == "stop" and self.event.is_set():
+            return False
+        self.event.clear()
+        self.reason = "stop"
+        return True
+
+    def _stop(self, *_: object) -> None:
+        self.reason = "stop"
+        self.event.set()
+
+    def _reload(self, *_: object) -> None:
+        if self.reason != "stop" or not self.event.is_set():
+            self.reason = "reload"
+        self.event.set()

@@ -184,3 +184,42 @@ def test_every_command_has_help_with_example(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output or "example" in result.output
+
+
+def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    url = feed_server.add_route("/news.rss", RSS_BODY.encode(), content_type=RSS)
+    config = demo_config(tmp_path, feeds=[url])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "-c", str(config)],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True,
+    )
+    seen: list[str] = []
+
+    def wait_for(text: str, count: int = 1) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "".join(seen).count(text) >= count:
+                return
+        raise AssertionError("".join(seen))
+
+    try:
+        wait_for("poll rss:")
+        config.write_text(config.read_text() + "bogus_key: 1\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for("reload refused, keeping the running config")
+        wait_for("poll rss:", 2)
+        config.write_text(config.read_text().replace("bogus_key: 1\n", ""))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("config reloaded")
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = "".join(seen) + (rest or "")
+    assert proc.returncode == 0, log
+    assert "bogus_key (line" in log
+    assert log.count("loading classifier") == 1  # the model is kept across reloads
