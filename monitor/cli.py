@@ -7,43 +7,12 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import click
 
-from models.base import ModelError
 from monitor import __version__
-from monitor.errors import ConfigError, UproarError
-
-CONFIG_OPTION = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default="config.yaml",
-    show_default=True,
-    envvar="UPROAR_CONFIG",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Config file (or set UPROAR_CONFIG).",
-)
-
-
-class UproarGroup(click.Group):
-    """Turns Uproar's typed errors into one clear line (several for a config) and exit code 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            click.echo(f"uproar: {exc.source}: invalid configuration:", err=True)
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
-            ctx.exit(1)
-        except (UproarError, ModelError) as exc:
-            first, *rest = str(exc).splitlines() or [""]
-            click.echo(f"uproar: error: {first}", err=True)
-            for line in rest:
-                click.echo(f"  {line}", err=True)
-            ctx.exit(1)
+from monitor.cli_common import CONFIG_OPTION, UproarGroup
+from monitor.errors import ConfigError
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -275,12 +244,12 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 
 def _register_optional() -> None:
     """Commands that live in their own modules."""
+    from monitor.cli_analyst import export, query, stats
     from monitor.cli_classify import classify, train
     from monitor.cli_detect import detect
 
-    cli.add_command(classify)
-    cli.add_command(train)
-    cli.add_command(detect)
+    for command in (classify, train, detect, query, stats, export):
+        cli.add_command(command)
 
 
 _register_optional()

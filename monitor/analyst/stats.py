@@ -1,0 +1,232 @@
+"""Volume over time, top authors and top incidents, each one GROUP BY query in the database.
+
+A mention counts as a complaint when its complaint probability is at least the threshold
+(``classifier.complaint_threshold`` in the config, 0.5 by default). Volume is per brand: a
+mention naming two brands counts once for each. Buckets are whole UTC hours or days; the
+buckets with no mentions between a brand's first and last bucket are filled in with zeros, so
+a chart drawn from the rows has no missing points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Connection, case, desc, func, literal_column, select
+
+from monitor.analyst.filters import MentionFilter
+from monitor.analyst.queries import ENGAGEMENT, conditions, story_window
+from monitor.archive.convert import from_db_time, to_db_time
+from monitor.archive.schema import incidents, mention_brands, mentions
+
+Bucket = Literal["hour", "day"]
+BUCKETS: tuple[Bucket, ...] = get_args(Bucket)
+_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+# strftime formats that cut a stored SQLite time (naive UTC text) down to its bucket's start.
+_SQLITE_FORMAT = {"hour": "%Y-%m-%d %H:00:00", "day": "%Y-%m-%d 00:00:00"}
+
+TOP = 10  # rows in the top authors and top incidents sections
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeRow:
+    bucket: datetime  # start of the hour or day, aware UTC
+    brand: str
+    mentions: int
+    complaints: int
+
+    @property
+    def share(self) -> float:
+        """Complaints as a fraction of mentions (0.0 for an empty bucket)."""
+        return self.complaints / self.mentions if self.mentions else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorRow:
+    source: str
+    handle: str
+    mentions: int
+    complaints: int
+    engagement: int
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    id: int
+    brand: str
+    status: str
+    severity: str
+    title: str
+    opened_at: datetime
+    peak_count: int
+    mentions: int  # mentions of the brand between opened_at and resolved_at/last_signal_at
+
+
+def bucket_start(connection: Connection, by: Bucket, column: Any) -> Any:
+    """The SQL expression of the start of ``column``'s hour or day, in UTC.
+
+    The unit is one of two constants and is written into the SQL, so the same expression in
+    SELECT and GROUP BY is textually equal (PostgreSQL requires that of bound parameters).
+    """
+    if by not in BUCKETS:
+        raise ValueError(f"bucket must be one of {BUCKETS}, got {by!r}")
+    if connection.dialect.name == "postgresql":
+        return func.date_trunc(literal_column(f"'{by}'"), func.timezone("UTC", column))
+    return func.strftime(literal_column(f"'{_SQLITE_FORMAT[by]}'"), column)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _is_complaint(threshold: float) -> Any:
+    return case((mentions.c.complaint >= threshold, 1), else_=0)
+
+
+def volume(
+    connection: Connection, f: MentionFilter, by: Bucket, complaint_threshold: float
+) -> list[VolumeRow]:
+    """Mentions and complaints per bucket and brand, oldest first, empty buckets as zeros."""
+    start = bucket_start(connection, by, mentions.c.created_at).label("bucket")
+    query = (
+        select(
+            start,
+            mention_brands.c.brand,
+            func.count().label("mentions"),
+            func.sum(_is_complaint(complaint_threshold)).label("complaints"),
+        )
+        .join_from(mentions, mention_brands, mention_brands.c.mention_id == mentions.c.id)
+        .where(*conditions(connection, f))
+        .group_by(start, mention_brands.c.brand)
+        .order_by(start, mention_brands.c.brand)
+    )
+    for brand in _only_brands(connection, f):
+        query = query.where(mention_brands.c.brand == brand)
+    found = [
+        VolumeRow(_as_utc(row.bucket), row.brand, int(row.mentions), int(row.complaints or 0))
+        for row in connection.execute(query)
+    ]
+    return _fill_gaps(found, _STEP[by])
+
+
+def _only_brands(connection: Connection, f: MentionFilter) -> list[str]:
+    """Brands the volume rows must be limited to (a mention may name others too)."""
+    brands = [f.brand] if f.brand is not None else []
+    if f.story is not None:
+        brands.append(story_window(connection, f.story).brand)
+    return brands
+
+
+def _fill_gaps(rows: list[VolumeRow], step: timedelta) -> list[VolumeRow]:
+    by_brand: dict[str, dict[datetime, VolumeRow]] = {}
+    for row in rows:
+        by_brand.setdefault(row.brand, {})[row.bucket] = row
+    filled: list[VolumeRow] = []
+    for brand, buckets in by_brand.items():
+        at, last = min(buckets), max(buckets)
+        while at <= last:
+            filled.append(buckets.get(at) or VolumeRow(at, brand, 0, 0))
+            at += step
+    filled.sort(key=lambda row: (row.bucket, row.brand))
+    return filled
+
+
+def top_authors(
+    connection: Connection, f: MentionFilter, complaint_threshold: float, limit: int = TOP
+) -> list[AuthorRow]:
+    """The authors with the most matching mentions (handles are per source)."""
+    count = func.count().label("mentions")
+    query = (
+        select(
+            mentions.c.source,
+            mentions.c.author_handle,
+            count,
+            func.sum(_is_complaint(complaint_threshold)).label("complaints"),
+            func.sum(ENGAGEMENT).label("engagement"),
+        )
+        .where(*conditions(connection, f), mentions.c.author_handle != "")
+        .group_by(mentions.c.source, mentions.c.author_handle)
+        .order_by(desc(count), mentions.c.source, mentions.c.author_handle)
+        .limit(limit)
+    )
+    return [
+        AuthorRow(
+            row.source,
+            row.author_handle,
+            int(row.mentions),
+            int(row.complaints or 0),
+            int(row.engagement or 0),
+        )
+        for row in connection.execute(query)
+    ]
+
+
+def top_incidents(
+    connection: Connection, f: MentionFilter, limit: int = TOP
+) -> list[IncidentRow]:
+    """Incidents overlapping ``f``'s time range (and of its brand), most mentions first."""
+    end = func.coalesce(incidents.c.resolved_at, incidents.c.last_signal_at)
+    in_window = (
+        select(func.count())
+        .where(
+            mention_brands.c.brand == incidents.c.brand,
+            mention_brands.c.created_at >= incidents.c.opened_at,
+            mention_brands.c.created_at <= end,
+        )
+        .correlate(incidents)
+        .scalar_subquery()
+        .label("mentions")
+    )
+    query = select(
+        incidents.c.id,
+        incidents.c.brand,
+        incidents.c.status,
+        incidents.c.severity,
+        incidents.c.title,
+        incidents.c.opened_at,
+        incidents.c.peak_count,
+        in_window,
+    )
+    where: list[Any] = []
+    if f.brand is not None:
+        where.append(incidents.c.brand == f.brand)
+    if f.story is not None:
+        where.append(incidents.c.id == f.story)
+    if f.until is not None:
+        where.append(incidents.c.opened_at < to_db_time(f.until))
+    if f.since is not None:
+        where.append(end >= to_db_time(f.since))
+    query = (
+        query.where(*where)
+        .order_by(desc(in_window), desc(incidents.c.peak_count), incidents.c.id)
+        .limit(limit)
+    )
+    return [
+        IncidentRow(
+            row.id,
+            row.brand,
+            row.status,
+            row.severity,
+            row.title,
+            from_db_time(row.opened_at),
+            int(row.peak_count),
+            int(row.mentions),
+        )
+        for row in connection.execute(query)
+    ]
+
+
+__all__ = [
+    "BUCKETS",
+    "AuthorRow",
+    "Bucket",
+    "IncidentRow",
+    "VolumeRow",
+    "bucket_start",
+    "top_authors",
+    "top_incidents",
+    "volume",
+]
