@@ -161,3 +161,42 @@ def test_cli_bad_row_is_one_line_error_with_line_number() -> None:
 def test_cli_help_has_an_example() -> None:
     result = CliRunner().invoke(detect, ["--help"])
     assert result.exit_code == 0 and "uproar detect --input" in result.output
+
+
+def test_daemon_preset_does_not_follow_the_nab_defaults() -> None:
+    # the NAB preset is the dataclass defaults and gets re-tuned (bench/detect_loso); the
+    # daemon's behaviour must not move with it
+    assert (
+        SpikeSettings(
+            threshold=3.5,
+            min_count=5.0,
+            cooldown=timedelta(hours=2),
+            warmup=timedelta(hours=3),
+            baseline_halflife=timedelta(days=1),
+            spread_halflife=timedelta(days=3),
+            seasonality=True,
+            season_halflife=timedelta(days=7),
+            fast_halflife=timedelta(0),
+            clip=3.0,
+            min_spread=0.2,
+            peak_halflife=timedelta(hours=6),
+            peak_ratio=1.0,
+        )
+        == DAEMON
+    )
+    assert SpikeSettings() == NAB and NAB != DAEMON
+
+
+def test_a_burst_smaller_than_a_recent_one_stays_quiet() -> None:
+    # the NAB preset's recent-peak test: after a big burst, smaller ones in the next days are
+    # not news for days (a decayed-max memory: once the memory has decayed to the smaller
+    # bursts' own score, an equal burst alerts again)
+    rng = random.Random(3)
+    values = [float(max(0, round(rng.gauss(30, 5)))) for _ in range(8 * DAY)]
+    values[2 * DAY + 50 : 2 * DAY + 53] = [900.0] * 3
+    for day in range(3, 8):
+        values[day * DAY + 50 : day * DAY + 53] = [300.0] * 3
+    alerts = [i for i, d in enumerate(_run(values)) if d.alert]
+    assert alerts[0] == 2 * DAY + 50 and all(i >= 5 * DAY for i in alerts[1:]), alerts
+    quiet_memory = replace(NAB, peak_halflife=timedelta(0))
+    assert len([d for d in _run(values, quiet_memory) if d.alert]) > 1
