@@ -245,10 +245,11 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 def _register_optional() -> None:
     """Commands that live in their own modules."""
     from monitor.cli_analyst import export, query, stats
+    from monitor.cli_backtest import backtest
     from monitor.cli_classify import classify, train
     from monitor.cli_detect import detect
 
-    for command in (classify, train, detect, query, stats, export):
+    for command in (classify, train, detect, query, stats, export, backtest):
         cli.add_command(command)
 
 

@@ -179,7 +179,7 @@ def test_run_polls_and_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: Fee
 
 
 @pytest.mark.parametrize("command", ["run", "check-config", "poll", "replay", "classify",
-                                     "detect", "train", "query", "stats", "export"])
+                                     "detect", "train", "query", "stats", "export", "backtest"])
 def test_every_command_has_help_with_example(command: str) -> None:
     result = CliRunner().invoke(cli, [command, "--help"])
     assert result.exit_code == 0
