@@ -85,7 +85,11 @@ def build_app(
                 archive.engine, clock, join_window=config.alerts.join_window, target=target
             ),
             dispatcher=Dispatcher(
-                archive.engine, sender, clock, max_attempts=config.alerts.max_attempts
+                archive.engine,
+                sender,
+                clock,
+                max_attempts=config.alerts.max_attempts,
+                complaint_threshold=config.classifier.complaint_threshold,
             ),
             clock=clock,
             complaint_threshold=config.classifier.complaint_threshold,

@@ -1,6 +1,8 @@
 """A fake Slack Web API on 127.0.0.1 speaking Slack's wire format, for tests.
 
-It implements ``chat.postMessage``, ``chat.update``, ``auth.test`` and ``conversations.info``
+It implements ``chat.postMessage``, ``chat.update``, ``auth.test``, ``conversations.info`` and
+the three steps of ``files_upload_v2`` (``files.getUploadURLExternal``, a POST of the bytes to
+the upload URL it hands out, which points at this server, then ``files.completeUploadExternal``)
 minimally: bodies as slack_sdk sends them (JSON for ``chat.*``, form-encoded or query string for
 the rest), the bearer token checked (``invalid_auth`` otherwise), Block Kit limits checked
 (``invalid_blocks``, as real Slack would reject them). Every request is recorded in order:
@@ -8,6 +10,10 @@ the rest), the bearer token checked (``invalid_auth`` otherwise), Block Kit limi
     server.requests                   every call, failed ones too
     server.calls("chat.postMessage")  the calls of one method
     server.messages                   the channel as it stands: posted messages, edits applied
+    server.files                      files shared by completeUploadExternal, in order: dicts
+                                      with id, filename, bytes, channel, thread_ts, title
+                                      (kept apart from ``messages``; the upload POST itself is
+                                      recorded as method "upload", token None)
 
 Failures are injected for the next N calls: ``fail_next(status=500)``,
 ``rate_limit_next(retry_after=30)``, ``error_next("channel_not_found")``, ``hang_next()`` (no
@@ -41,6 +47,8 @@ BOT_ID = "B0UPROAR"
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
+# Upload URLs handed out by files.getUploadURLExternal: <url>upload/<file id>.
+UPLOAD_PATH = "/api/upload/"
 
 
 @dataclass
@@ -85,6 +93,9 @@ class FakeSlack:
         self.members = members  # False: the bot is not in the channel (not_in_channel)
         self.requests: list[Call] = []
         self.messages: list[dict[str, Any]] = []
+        self.files: list[dict[str, Any]] = []
+        self._uploads: dict[str, dict[str, Any]] = {}  # file id -> pending upload
+        self._file_seq = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
@@ -173,6 +184,8 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}
@@ -261,6 +274,65 @@ class FakeSlack:
                 }
         return {"ok": False, "error": "message_not_found"}
 
+    def _get_upload_url(self, body: dict[str, Any]) -> dict[str, Any]:
+        filename = body.get("filename")
+        try:
+            length = int(body.get("length", ""))
+        except ValueError:
+            length = 0
+        if not filename or length <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        self._file_seq += 1
+        file_id = f"F0FAKE{self._file_seq:04d}"
+        self._uploads[file_id] = {"filename": filename, "length": length, "bytes": None}
+        return {"ok": True, "upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _receive_upload(self, file_id: str, data: bytes) -> tuple[int, str]:
+        """The POST to an upload URL (no token: the URL is the credential)."""
+        upload = self._uploads.get(file_id)
+        if upload is None:
+            return 404, "Not Found"
+        upload["bytes"] = data
+        return 200, f"OK - {len(data)}"
+
+    def _complete_upload(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = json.loads(body.get("files") or "")
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = body.get("channel_id")
+        thread_ts = body.get("thread_ts")
+        if channel is not None:
+            if channel != self.channel_id:  # an id, as for chat.update
+                return {"ok": False, "error": "channel_not_found"}
+            if not self.members:
+                return {"ok": False, "error": "not_in_channel"}
+        if thread_ts and not any(m["ts"] == thread_ts for m in self.messages):
+            return {"ok": False, "error": "invalid_thread_ts"}
+        for item in files:
+            upload = self._uploads.get(str(item.get("id")))
+            if upload is None or upload["bytes"] is None:
+                return {"ok": False, "error": "file_not_found"}
+        shared = []
+        for item in files:
+            upload = self._uploads.pop(item["id"])
+            record = {
+                "id": item["id"],
+                "filename": upload["filename"],
+                "bytes": upload["bytes"],
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "title": item.get("title", upload["filename"]),
+                "initial_comment": body.get("initial_comment"),
+            }
+            self.files.append(record)
+            shared.append(
+                {"id": record["id"], "name": record["filename"], "title": record["title"]}
+            )
+        return {"ok": True, "files": shared}
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -280,6 +352,9 @@ class FakeSlack:
 
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
+                if parts.path.startswith(UPLOAD_PATH):
+                    self._serve_upload(parts.path[len(UPLOAD_PATH) :])
+                    return
                 method = parts.path.rsplit("/", 1)[-1]
                 body = dict(parse_qsl(parts.query))
                 body.update(_parse_body(self))
@@ -297,6 +372,28 @@ class FakeSlack:
                     self._fault(call, fault)
                     return
                 self._reply(call.status, call.response)
+
+            def _serve_upload(self, file_id: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else b""
+                call = Call(
+                    method="upload", body={"file_id": file_id, "length": len(data)}, token=None
+                )
+                with fake._lock:
+                    fake.requests.append(call)
+                    fault = fake._take_fault("upload")
+                    if fault is None:
+                        call.status, text = fake._receive_upload(file_id, data)
+                        call.response = {"ok": call.status == 200, "text": text}
+                if fault is not None:
+                    self._fault(call, fault)
+                    return
+                payload = text.encode()
+                self.send_response(call.status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def _fault(self, call: Call, fault: _Fault) -> None:
                 if fault.kind == "hang":

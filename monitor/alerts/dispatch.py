@@ -5,6 +5,12 @@ reply waits while an earlier row of its incident is backing off). A row is marke
 message ``ts``, in its own transaction right after the send succeeds, so a row marked sent is
 never sent again and a restart picks up every row that is not.
 
+Each new thread gets a chart of the brand's last 24 hours (``monitor.alerts.chart``) right after
+its parent is marked sent, when the sender can show images. The chart is best effort and tried
+exactly once: a failure is logged as a warning and never fails, delays or repeats the alert, and
+since the row is already marked sent, a restart never uploads it again (a crash between marking
+the row sent and the upload loses that chart, by design). Thread replies never upload charts.
+
 Known gap: if Slack posts a message but the response is lost (a timeout, or a crash between the
 send and the commit), the row is retried and the message appears twice. A later issue reconciles
 by looking for the incident id in ``conversations.history`` before re-posting a parent.
@@ -21,8 +27,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import RowMapping
 
+from monitor.alerts.chart import chart_title, render_chart, series_end, volume_series
 from monitor.alerts.incidents import aware, parent_payload
-from monitor.alerts.slack import Sender
+from monitor.alerts.slack import PostedMessage, Sender
 from monitor.archive import schema
 from monitor.clock import Clock, SimulatedClock
 from monitor.errors import AlertDeliveryError
@@ -34,6 +41,9 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=30)
 # A failure's text is kept in the outbox; more than this is noise.
 MAX_ERROR_CHARS = 500
+# The chart in a new thread: this many hours before the alert, in buckets of this size.
+CHART_HOURS = 24
+CHART_BUCKET = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,8 @@ class Dispatcher:
         max_attempts: int = 8,
         base_delay: timedelta = BASE_DELAY,
         max_delay: timedelta = MAX_DELAY,
+        charts: bool = True,
+        complaint_threshold: float = 0.5,
     ) -> None:
         self.engine = engine
         self.sender = sender
@@ -80,6 +92,8 @@ class Dispatcher:
         self.max_attempts = max_attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.charts = charts
+        self.complaint_threshold = complaint_threshold
 
     # -- the outbox ------------------------------------------------------------------------------
 
@@ -167,9 +181,36 @@ class Dispatcher:
         except AlertDeliveryError as exc:
             return self._failed(row, exc)
         self._mark_sent(row, incident["id"], posted.ts, posted.channel if opens_thread else None)
-        if not opens_thread:
+        if opens_thread:
+            self._post_chart(incident, payload, posted)
+        else:
             self._refresh_parent(incident["id"])
         return DeliveryReport(sent=1)
+
+    def _post_chart(
+        self, incident: RowMapping, payload: Mapping[str, Any], posted: PostedMessage
+    ) -> None:
+        """Best effort, one attempt: the brand's last 24 hours as a PNG in the new thread."""
+        if not (self.charts and self.sender.shows_charts):
+            return
+        try:
+            fired_at = _fired_at(incident, payload)
+            series = volume_series(
+                self.engine,
+                incident["brand"],
+                series_end(fired_at, CHART_BUCKET),
+                hours=CHART_HOURS,
+                bucket=CHART_BUCKET,
+                complaint_threshold=self.complaint_threshold,
+            )
+            name = str(payload.get("brand_name") or incident["brand"])
+            title = chart_title(name, CHART_HOURS)
+            png = render_chart(series, title=title, marker_at=fired_at, bucket=CHART_BUCKET)
+            self.sender.upload_chart(png, thread_ts=posted.ts, channel=posted.channel, title=title)
+        except AlertDeliveryError as exc:
+            log.warning("no volume chart for incident #%s: %s", incident["id"], exc)
+        except Exception:  # a chart must never cost an alert: drawing or counting went wrong
+            log.warning("no volume chart for incident #%s", incident["id"], exc_info=True)
 
     def _refresh_parent(self, incident_id: int) -> None:
         """Best effort: the parent message shows the incident's current numbers and status."""
@@ -240,3 +281,14 @@ class Dispatcher:
             return timedelta(seconds=retry_after)
         delay = self.base_delay * (2 ** max(0, attempts - 1))
         return min(delay, self.max_delay)
+
+
+def _fired_at(incident: Mapping[Any, Any], payload: Mapping[str, Any]) -> datetime:
+    """When the alert fired: its signal's time (data time in a replay), else the opening time."""
+    at = payload.get("at")
+    if isinstance(at, str):
+        try:
+            return aware(datetime.fromisoformat(at))
+        except ValueError:
+            pass
+    return aware(incident["opened_at"])

@@ -29,6 +29,8 @@ RETRYABLE_ERRORS = frozenset(
 )
 # When a 429 comes without Retry-After (it should not), wait this long.
 DEFAULT_RETRY_AFTER = 60.0
+# The name the volume chart gets in Slack.
+CHART_FILENAME = "uproar-volume.png"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,21 @@ class Sender(ABC):
     def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
         """Replace the parent message ``ts`` with the incident's current state (``payload``)."""
 
+    #: Whether ``upload_chart`` shows the image anywhere; the dispatcher draws no chart if not.
+    shows_charts: ClassVar[bool] = False
+
+    def upload_chart(self, png: bytes, *, thread_ts: str, channel: str, title: str) -> None:
+        """Attach a PNG chart to the thread ``thread_ts`` in ``channel`` (a channel id).
+
+        Same contract as ``post``: ``AlertDeliveryError`` on failure, no retries. The default
+        does nothing, for senders that cannot show images (``shows_charts`` is False).
+        """
+        return None  # deliberately not abstract: a sender without images needs no override
+
 
 class SlackSender(Sender):
-    """Posts Block Kit messages with slack_sdk's ``WebClient`` (postMessage, update)."""
+    """Posts Block Kit messages with slack_sdk's ``WebClient`` (postMessage, update), and
+    uploads charts into threads (``files_upload_v2``)."""
 
     target: ClassVar[str] = "slack"
 
@@ -115,6 +129,31 @@ class SlackSender(Sender):
             self.client.chat_update(channel=where, ts=ts, text=message.text, blocks=message.blocks)
         except Exception as exc:
             raise self._delivery_error(exc, "chat.update", where) from exc
+
+    shows_charts: ClassVar[bool] = True
+
+    def upload_chart(self, png: bytes, *, thread_ts: str, channel: str, title: str) -> None:
+        """``files_upload_v2``: ``files.getUploadURLExternal``, a POST of the bytes to the URL it
+        returns, then ``files.completeUploadExternal`` sharing the file into the thread.
+
+        Needs the ``files:write`` scope. ``channel`` must be the id (completeUploadExternal
+        takes no names), as returned in ``PostedMessage.channel``.
+        """
+        try:
+            self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                file=png,
+                filename=CHART_FILENAME,
+                title=title,
+                initial_comment=None,
+            )
+        except Exception as exc:
+            # Name the step that failed (files.getUploadURLExternal or files.completeUploadExternal)
+            # when Slack answered; the POST of the bytes in between fails as a client error.
+            api_url = str(getattr(getattr(exc, "response", None), "api_url", "") or "")
+            method = api_url.rsplit("/", 1)[-1] or "files_upload_v2"
+            raise self._delivery_error(exc, method, channel) from exc
 
     def check(self) -> str:
         """``auth.test``: the bot's user name, or ``AlertDeliveryError`` saying what to fix."""
@@ -183,7 +222,7 @@ def _advice(error: str, method: str, channel: str) -> str:
         "is_archived": f"Slack channel {name} is archived (is_archived): unarchive it or set "
         "another alerts.slack.channel",
         "missing_scope": "the Slack app lacks a scope (missing_scope): "
-        "add chat:write and reinstall",
+        f"add {'files:write' if method.startswith('files') else 'chat:write'} and reinstall",
         "restricted_action": f"posting to {name} is restricted (restricted_action): ask a "
         "workspace admin to allow the bot",
     }
@@ -220,3 +259,7 @@ class ConsoleSender(Sender):
 
     def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
         """A terminal cannot edit a printed line; the thread reply already told the news."""
+
+    # A terminal cannot show a PNG, and a line like "chart: 31,586 bytes" tells a reader nothing,
+    # so the console keeps the inherited no-op ``upload_chart`` and ``shows_charts`` stays False:
+    # the dispatcher does not even draw a chart (nor import matplotlib) for console alerts.
