@@ -549,7 +549,9 @@ def test_failed_migration_changes_nothing(archive_url: str) -> None:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(
-        ArchiveError, match=r"from schema version 2 to 3 failed: disk on fire; nothing was changed"
+        ArchiveError,
+        match=rf"from schema version {SCHEMA_VERSION + 1} to {SCHEMA_VERSION + 2} failed: "
+        r"disk on fire; nothing was changed",
     ):
         Archive(archive_url, migrations=(*MIGRATIONS, _add_notes_table, broken))
     with Archive(archive_url) as archive:
@@ -572,6 +574,61 @@ def test_fresh_database_runs_every_migration(archive_url: str) -> None:
         assert archive.previous_version == 0
         assert _version(archive) == SCHEMA_VERSION + 1
         assert "notes" in inspect(archive.engine).get_table_names()
+
+
+def _has_fts_gin_index(archive: Archive) -> bool:
+    with archive.engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                    "AND tablename = 'mentions' AND indexname = 'ix_mentions_fts'"
+                )
+            ).scalar()
+        )
+
+
+def test_fresh_archive_has_the_full_text_index(archive: Archive) -> None:
+    if archive.is_sqlite:
+        assert "mentions_fts" in inspect(archive.engine).get_table_names()
+    else:
+        assert _has_fts_gin_index(archive)
+
+
+def test_v1_archive_is_migrated_to_v2(archive_url: str) -> None:
+    with Archive(archive_url, migrations=MIGRATIONS[:1]) as archive:
+        assert _version(archive) == 1
+        archive.store([stored(mention("1", "United broke my guitar"))], fetched_at=NOW)
+        if not archive.is_sqlite:
+            assert not _has_fts_gin_index(archive)
+    with Archive(archive_url) as archive:
+        assert archive.previous_version == 1
+        assert _version(archive) == SCHEMA_VERSION == 2
+        if not archive.is_sqlite:
+            assert _has_fts_gin_index(archive)
+        assert [hit.mention.source_id for hit in archive.search("guitar")] == ["1"]
+        indexes = {i["name"] for i in inspect(archive.engine).get_indexes("mention_brands")}
+        assert "ix_mention_brands_brand_time_complaint" in indexes
+        assert "ix_mention_brands_brand_time" not in indexes
+    with Archive(archive_url) as archive:  # and opening it again changes nothing
+        assert archive.previous_version == SCHEMA_VERSION
+
+
+def test_analyst_text_search_uses_the_gin_index(archive: Archive) -> None:
+    """The index expression must be the analyst query's, or PostgreSQL never uses it."""
+    if archive.is_sqlite:
+        pytest.skip("SQLite searches its FTS5 table")
+    from monitor.analyst import MentionFilter
+    from monitor.analyst.queries import select_mentions
+
+    archive.store([stored(mention(str(i), f"word{i} guitar")) for i in range(50)], fetched_at=NOW)
+    with archive.engine.connect() as connection:
+        connection.execute(text("ANALYZE mentions"))
+        connection.execute(text("SET LOCAL enable_seqscan = off"))
+        query = select_mentions(connection, MentionFilter(text="word7", limit=50))
+        compiled = query.compile(connection, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}"))
+    assert "ix_mentions_fts" in plan, plan
 
 
 # -- opening errors -------------------------------------------------------------------------
@@ -622,3 +679,50 @@ def test_brand_rows_carry_time_and_complaint(archive: Archive) -> None:
     with archive.engine.connect() as connection:
         row = connection.execute(mention_brands.select()).one()
     assert row.brand == "united" and row.complaint == pytest.approx(0.75)
+
+
+def test_newest_first_page_probe_plan_finds_the_same_mentions(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plans picked by word frequency (SQLite: FTS5 probe per row; PostgreSQL: GIN then sort)
+    must return what the default plans return."""
+    from monitor.analyst import MentionFilter
+    from monitor.analyst import queries as analyst_queries
+
+    batch = [
+        stored(
+            mention(
+                str(i),
+                f"guitar {'broke' if i % 3 else 'fine'} number{i}",
+                created_at=T0 + timedelta(minutes=(i * 7) % 60),
+            ),
+            brands=("united",) if i % 2 else ("delta",),
+        )
+        for i in range(60)
+    ]
+    archive.store(batch, fetched_at=NOW)
+    filters = [
+        MentionFilter(text="broke", brand="united", limit=5),
+        MentionFilter(text="guitar", since=T0 + timedelta(minutes=20), limit=50),
+        MentionFilter(text="GUITAR fine", limit=3),
+        MentionFilter(text="nowhere", limit=3),
+    ]
+
+    def run() -> list[list[str]]:
+        with archive.engine.connect() as connection:
+            return [
+                [hit.mention.source_id for hit in analyst_queries.fetch_mentions(connection, f)]
+                for f in filters
+            ]
+
+    if not archive.is_sqlite:
+        with archive.engine.begin() as connection:
+            connection.execute(text("ANALYZE mentions"))
+    expected = run()
+    assert expected[0] and expected[1] and expected[2] and not expected[3]
+    monkeypatch.setattr(analyst_queries, "_PROBE_CUTOFF", 0.0)  # SQLite: probe every word
+    monkeypatch.setattr(analyst_queries, "_PG_RARE_SHARE", 1.1)  # PostgreSQL: GIN every word
+    if not archive.is_sqlite:
+        with archive.engine.connect() as connection:
+            assert analyst_queries._pg_rare_words(connection, "guitar")
+    assert run() == expected

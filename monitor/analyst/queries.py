@@ -81,8 +81,22 @@ def story_window(connection: Connection, incident_id: int) -> StoryWindow:
     return StoryWindow(incident_id, row.brand, from_db_time(row.opened_at), from_db_time(end))
 
 
-def text_condition(connection: Connection, words_text: str) -> ColumnElement[bool]:
-    """Mentions whose text holds every word of ``words_text``; nothing if it has no words."""
+# SQLite, newest-first page of a text search: how many of the newest rows are sampled to estimate
+# how common the searched words are, and the cut-off between the two plans (see _is_common).
+_SAMPLE_ROWS = 2_000
+_PROBE_CUTOFF = 5_000.0
+
+
+def text_condition(
+    connection: Connection, words_text: str, *, newest_first_page: bool = False
+) -> ColumnElement[bool]:
+    """Mentions whose text holds every word of ``words_text``; nothing if it has no words.
+
+    ``newest_first_page``: the query reads one page newest first (``ORDER BY created_at DESC
+    LIMIT n``). On SQLite, when the words are common, the condition is then a per-row FTS5
+    probe, so SQLite walks the time index backwards and stops after a page, instead of
+    collecting every match first (seconds for a word in most mentions of a big archive).
+    """
     words = search_words(words_text.replace("\x00", " "))
     if not words:
         return false()
@@ -93,6 +107,17 @@ def text_condition(connection: Connection, words_text: str) -> ColumnElement[boo
     # "text : (...)" limits every quoted word to the text column (the index also holds the
     # author handle, which --author filters on).
     expression = f"text : ({match_expression(words)})"
+    if newest_first_page and _is_common(connection, expression):
+        probe = (
+            select(literal_column("1"))
+            .select_from(text(FTS_TABLE))
+            .where(
+                text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=expression),
+                literal_column("rowid") == mentions.c.id,
+            )
+            .correlate(mentions)
+        )
+        return exists(probe)
     matching: Select[Any] = (
         select(literal_column("rowid"))
         .select_from(text(FTS_TABLE))
@@ -101,7 +126,61 @@ def text_condition(connection: Connection, words_text: str) -> ColumnElement[boo
     return mentions.c.id.in_(matching)
 
 
-def conditions(connection: Connection, f: MentionFilter) -> list[ColumnElement[bool]]:
+def _is_common(connection: Connection, expression: str) -> bool:
+    """Whether probing rows newest first beats collecting every FTS5 match (SQLite).
+
+    Collecting costs about ``share * rows`` (every match); probing about ``1 / share`` (rows
+    walked for one page), each probe far dearer than a collected match. ``share² * rows >=
+    _PROBE_CUTOFF`` was the measured crossover on bench/archive (500,000 mentions: words in at
+    least ~10% of mentions). The share of matching rows is estimated on the newest
+    ``_SAMPLE_ROWS`` ids (one FTS5 rowid-range query).
+    """
+    newest = connection.execute(select(func.max(mentions.c.id))).scalar()
+    if not newest:
+        return False
+    sample = min(_SAMPLE_ROWS, int(newest))
+    hits = connection.execute(
+        text(f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q AND rowid > :low"),
+        {"q": expression, "low": int(newest) - sample},
+    ).scalar_one()
+    share = hits / sample
+    return share * share * int(newest) >= _PROBE_CUTOFF
+
+
+# PostgreSQL: a word in fewer than this share of mentions is searched through the GIN index.
+_PG_RARE_SHARE = 0.02
+
+
+def _pg_rare_words(connection: Connection, words_text: str) -> bool:
+    """Whether some word is rare by ``ix_mentions_fts``'s statistics (PostgreSQL only).
+
+    ANALYZE keeps the most common words of the index expression with their share of rows; a
+    word not among them is rarer than all of them. Without statistics: False (planner's choice).
+    """
+    if connection.dialect.name != "postgresql":
+        return False
+    words = search_words(words_text.replace("\x00", " "))
+    if not words:
+        return False
+    row = connection.execute(
+        text(
+            "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs "
+            "FROM pg_stats WHERE schemaname = current_schema() "
+            "AND tablename = 'ix_mentions_fts'"
+        )
+    ).first()
+    if row is None or row.elems is None:
+        return False
+    share = dict(zip(row.elems, row.freqs, strict=False))
+    lexemes = connection.execute(
+        select(func.tsvector_to_array(func.to_tsvector(_PG_TS_CONFIG, " ".join(words))))
+    ).scalar_one()
+    return any(share.get(lexeme, 0.0) < _PG_RARE_SHARE for lexeme in lexemes or [])
+
+
+def conditions(
+    connection: Connection, f: MentionFilter, *, newest_first_page: bool = False
+) -> list[ColumnElement[bool]]:
     """The WHERE conditions of ``f`` on the ``mentions`` table (empty: every mention)."""
     where: list[ColumnElement[bool]] = []
     if f.brand is not None:
@@ -125,7 +204,7 @@ def conditions(connection: Connection, f: MentionFilter) -> list[ColumnElement[b
         where.append(mentions.c.created_at >= to_db_time(window.start))
         where.append(mentions.c.created_at <= to_db_time(window.end))
     if f.text is not None:
-        where.append(text_condition(connection, f.text))
+        where.append(text_condition(connection, f.text, newest_first_page=newest_first_page))
     return where
 
 
@@ -156,9 +235,17 @@ def _brands_column(connection: Connection) -> Any:
 
 def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     """The ``mentions`` columns (``raw`` as NULL) plus ``brands``, filtered, ordered, limited."""
-    query = select(*_READ_COLUMNS, _brands_column(connection)).where(*conditions(connection, f))
+    page = f.limit is not None and f.order == "time"
+    query = select(*_READ_COLUMNS, _brands_column(connection)).where(
+        *conditions(connection, f, newest_first_page=page)
+    )
     if f.order == "engagement":
         query = query.order_by(ENGAGEMENT.desc(), mentions.c.created_at.desc())
+    elif page and f.text is not None and _pg_rare_words(connection, f.text):
+        # Same order, but not one ix_mentions_created_at can supply: PostgreSQL then reads the
+        # few matches from the GIN index and sorts them, instead of walking the time index and
+        # parsing every row's text until it has a page (0.5 s for a rare word at 500k rows).
+        query = query.order_by((mentions.c.created_at + literal_column("interval '0'")).desc())
     else:
         query = query.order_by(mentions.c.created_at.desc())
     query = query.order_by(mentions.c.id.desc())

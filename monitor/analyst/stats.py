@@ -86,10 +86,73 @@ def _is_complaint(threshold: float) -> Any:
     return case((mentions.c.complaint >= threshold, 1), else_=0)
 
 
+def _brand_rows_bucket(connection: Connection, by: Bucket) -> Any:
+    """Like :func:`bucket_start` on ``mention_brands.created_at``, cheaper on SQLite.
+
+    SQLite stores times as ``YYYY-MM-DD HH:MM:SS.ffffff`` text in UTC, so the hour or day is a
+    prefix of it: ``substr`` is about twice as fast as ``strftime`` per row.
+    """
+    if connection.dialect.name == "postgresql":
+        return bucket_start(connection, by, mention_brands.c.created_at)
+    if by not in BUCKETS:
+        raise ValueError(f"bucket must be one of {BUCKETS}, got {by!r}")
+    prefix, rest = (13, ":00:00") if by == "hour" else (10, " 00:00:00")
+    return func.substr(mention_brands.c.created_at, 1, literal_column(str(prefix))).concat(
+        literal_column(f"'{rest}'")
+    )
+
+
+def _volume_from_brand_rows(
+    connection: Connection, f: MentionFilter, by: Bucket, complaint_threshold: float
+) -> list[VolumeRow]:
+    """Volume read from ``mention_brands`` alone (it copies created_at and complaint).
+
+    Only for filters on brand, time and complaint: an index-only scan of
+    ``ix_mention_brands_brand_time_complaint`` instead of a join with ``mentions``.
+    """
+    start = _brand_rows_bucket(connection, by).label("bucket")
+    complaint = case((mention_brands.c.complaint >= complaint_threshold, 1), else_=0)
+    query = (
+        select(
+            start,
+            mention_brands.c.brand,
+            func.count().label("mentions"),
+            func.sum(complaint).label("complaints"),
+        )
+        .group_by(start, mention_brands.c.brand)
+        .order_by(start, mention_brands.c.brand)
+    )
+    if f.brand is not None:
+        query = query.where(mention_brands.c.brand == f.brand)
+    if f.since is not None:
+        query = query.where(mention_brands.c.created_at >= to_db_time(f.since))
+    if f.until is not None:
+        query = query.where(mention_brands.c.created_at < to_db_time(f.until))
+    if f.min_complaint is not None:
+        query = query.where(mention_brands.c.complaint >= f.min_complaint)
+    found = [
+        VolumeRow(_as_utc(row.bucket), row.brand, int(row.mentions), int(row.complaints or 0))
+        for row in connection.execute(query)
+    ]
+    return _fill_gaps(found, _STEP[by])
+
+
+def _only_brand_time_complaint(f: MentionFilter) -> bool:
+    return (
+        f.text is None
+        and f.source is None
+        and f.sentiment is None
+        and f.author is None
+        and f.story is None
+    )
+
+
 def volume(
     connection: Connection, f: MentionFilter, by: Bucket, complaint_threshold: float
 ) -> list[VolumeRow]:
     """Mentions and complaints per bucket and brand, oldest first, empty buckets as zeros."""
+    if _only_brand_time_complaint(f):
+        return _volume_from_brand_rows(connection, f, by, complaint_threshold)
     start = bucket_start(connection, by, mentions.c.created_at).label("bucket")
     query = (
         select(
@@ -164,9 +227,7 @@ def top_authors(
     ]
 
 
-def top_incidents(
-    connection: Connection, f: MentionFilter, limit: int = TOP
-) -> list[IncidentRow]:
+def top_incidents(connection: Connection, f: MentionFilter, limit: int = TOP) -> list[IncidentRow]:
     """Incidents overlapping ``f``'s time range (and of its brand), most mentions first."""
     end = func.coalesce(incidents.c.resolved_at, incidents.c.last_signal_at)
     in_window = (

@@ -91,7 +91,21 @@ def build_engine(url: str) -> Engine:
         ) from exc
     if backend == "sqlite":
         _install_sqlite_hooks(engine)
+    else:
+        _install_postgresql_hooks(engine)
     return engine
+
+
+def _install_postgresql_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # psycopg prepares a statement on its 5th run, and PostgreSQL may then switch to a
+        # generic plan that cannot see the bound values: a text search for a word in most
+        # mentions went from 5 ms to 450 ms (GIN scan of every match instead of walking the
+        # time index). Planning each run costs well under a millisecond.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
 
 
 def _create_parent_directory(url: URL) -> None:
