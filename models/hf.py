@@ -107,7 +107,7 @@ class TransformersClassifier(Classifier):
         return [c for c in out if c is not None]
 
     def _to_classification(self, probs: list[float]) -> Classification:
-        scores = dict.fromkeys(SENTIMENTS, 0.0)
+        scores: dict[str, float] = dict.fromkeys(SENTIMENTS, 0.0)
         for i, p in enumerate(probs):
             scores[self.labels[i]] += float(p)
         best = max(SENTIMENTS, key=scores.__getitem__)

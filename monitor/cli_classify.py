@@ -18,7 +18,8 @@ import click
 
 from models.base import ModelError
 
-BATCH_LINES = 512  # lines per classify call: big enough to sort by length, small enough to stream
+BATCH_LINES = 1024  # lines per classify call: long runs sort well by length, yet output streams
+FIRST_BATCH_LINES = 32  # the first calls are smaller (32, 64, ...) so output starts at once
 DEFAULT_DATA = Path("../shared/data")
 _EOF = object()
 
@@ -37,7 +38,11 @@ def parse_line(line: str) -> str:
 
 
 def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list[str]]:
-    """Yield lists of texts as lines arrive: never waits for more than one line."""
+    """Yield lists of texts as lines arrive: never waits for more than one line.
+
+    Batch limits double from FIRST_BATCH_LINES up to ``max_lines``, so the first results are
+    written quickly and later batches are large enough to classify efficiently.
+    """
     lines: queue.Queue[object] = queue.Queue(maxsize=4 * max_lines)
     failure: list[BaseException] = []
 
@@ -52,12 +57,13 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
 
     threading.Thread(target=pump, name="uproar-classify-reader", daemon=True).start()
     done = False
+    limit = min(FIRST_BATCH_LINES, max_lines)
     while not done:
         item = lines.get()
         if item is _EOF:
             break
         batch = [parse_line(str(item))]
-        while len(batch) < max_lines:
+        while len(batch) < limit:
             try:
                 item = lines.get_nowait()
             except queue.Empty:
@@ -67,6 +73,7 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
                 break
             batch.append(parse_line(str(item)))
         yield batch
+        limit = min(2 * limit, max_lines)
     if failure:
         raise failure[0]
 
@@ -117,14 +124,12 @@ def classify(model: str, source: IO[str], batch_size: int) -> None:
         classifier = load_classifier(model, batch_size=batch_size)
     except ModelError as e:
         raise click.ClickException(str(e)) from e
-    out = click.get_text_stream("stdout")
     for batch in read_batches(source):
         try:
             results = classifier.classify(batch)
         except ModelError as e:
             raise click.ClickException(str(e)) from e
-        out.write("".join(json.dumps(r.to_json()) + "\n" for r in results))
-        out.flush()
+        click.echo("".join(json.dumps(r.to_json()) + "\n" for r in results), nl=False)
 
 
 @click.command(

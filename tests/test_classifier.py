@@ -54,14 +54,16 @@ def test_obvious_cases(clf: Classifier) -> None:
         assert 0.0 <= c.complaint <= 1.0
 
 
-def test_order_preserved_and_empty_string(clf: Classifier) -> None:
-    texts = [HAPPY, "", COMPLAINT, NEUTRAL]
+def test_order_preserved_and_batch_independent(clf: Classifier) -> None:
+    texts = [HAPPY, "", COMPLAINT, NEUTRAL, "x " * 300]  # empty and over-long texts too
     together = clf.classify(texts)
-    assert len(together) == 4
+    assert len(together) == 5
+    fresh = load_classifier("default")  # its own cache: each text below is a batch of one
     for text, result in zip(texts, together, strict=True):
-        alone = load_classifier("default").classify([text])[0]  # fresh cache, batch of one
+        alone = fresh.classify([text])[0]
         assert alone.sentiment == result.sentiment
-        assert alone.complaint == pytest.approx(result.complaint, abs=0.05)
+        assert alone.complaint == pytest.approx(result.complaint, abs=1e-3)
+        assert alone.scores == pytest.approx(result.scores, abs=1e-3)
     assert clf.classify([]) == []
 
 
@@ -202,7 +204,6 @@ def _write_tiny_data(root: Path) -> None:
 
 def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
     pytest.importorskip("sklearn", reason="training needs scikit-learn (the 'train' extra)")
-    from models.minilm import EncoderSettings
     from models.train import FeatureCache, evaluate, train
 
     _write_tiny_data(tmp_path / "data")
@@ -211,7 +212,7 @@ def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
         tmp_path / "data",
         tmp_path / "model",
         lambda stage, done, total: stages.append(stage),
-        features=FeatureCache(EncoderSettings(), tmp_path / "cache"),
+        features=FeatureCache(tmp_path / "cache"),
     )
     assert set(scores) >= {"sentiment_macro_recall_dev", "complaint_macro_f1_cv5"}
     assert "fit sentiment head" in stages
@@ -236,3 +237,33 @@ def test_default_model_on_dev_sample(clf: Classifier) -> None:
         for label in SENTIMENTS
     ]
     assert float(np.mean(recalls)) > 0.5
+
+
+def test_hugging_face_folder_via_transformers(tmp_path: Path) -> None:
+    """A local text-classification checkpoint (tiny, random weights) loads and classifies."""
+    transformers = pytest.importorskip("transformers")
+    import shutil
+
+    from models.encoder import bundled_encoder_path
+
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        id2label={0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"},
+        label2id={"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2},
+    )
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(bundled_encoder_path() / name, tmp_path / name)
+    model = load_classifier(str(tmp_path), batch_size=2)
+    assert model.name == str(tmp_path) and model.version == "local"
+    texts = ["short", "", "a much longer text about a broken guitar and an airline"]
+    results = model.classify(texts)
+    assert len(results) == 3
+    for r in results:
+        assert sum(r.scores.values()) == pytest.approx(1.0, abs=1e-5)
+        assert r.complaint == pytest.approx(r.scores["negative"])
+    assert model.classify(texts[2:])[0].scores == pytest.approx(results[2].scores, abs=1e-5)
