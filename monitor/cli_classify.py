@@ -122,13 +122,13 @@ def classify(model: str, source: IO[str], batch_size: int) -> None:
 
     try:
         classifier = load_classifier(model, batch_size=batch_size)
-    except ModelError as e:
-        raise click.ClickException(str(e)) from e
+    except ModelError:
+        raise  # the uproar group prints it as one line
     for batch in read_batches(source):
         try:
             results = classifier.classify(batch)
-        except ModelError as e:
-            raise click.ClickException(str(e)) from e
+        except ModelError:
+            raise
         click.echo("".join(json.dumps(r.to_json()) + "\n" for r in results), nl=False)
 
 
@@ -187,10 +187,8 @@ def train(data_dir: Path, out_dir: Path | None) -> None:
 
         try:
             scores = run_training(data_dir, target, progress)
-        except ModelError as e:
-            raise click.ClickException(str(e)) from e
         except (OSError, KeyError, ValueError) as e:
-            raise click.ClickException(f"cannot train from {data_dir}: {e}") from e
+            raise ModelError(f"cannot train from {data_dir}: {e}") from e
     table = Table(title=f"uproar-minilm written to {target}")
     table.add_column("score")
     table.add_column("value", justify="right")

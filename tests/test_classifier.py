@@ -19,6 +19,7 @@ from models.base import SENTIMENTS, Classifier
 from models.hf import map_labels
 from models.loader import load_classifier
 from models.text import normalize_tweet
+from monitor.cli import cli
 from monitor.cli_classify import classify, parse_line
 
 DATA = Path(os.environ.get("UPROAR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -159,10 +160,10 @@ def test_classify_cli_jsonl_and_file(
 
 @pytest.mark.parametrize("spec", ["./no/such/folder", "uproar-tests/no-such-model-xyz"])
 def test_classify_cli_bad_model_is_one_line(spec: str) -> None:
-    result = CliRunner().invoke(classify, ["--model", spec], input="hello\n")
+    result = CliRunner().invoke(cli, ["classify", "--model", spec], input="hello\n")
     assert result.exit_code == 1
     message = result.output.strip()
-    assert message.startswith("Error: ") and "\n" not in message
+    assert message.startswith("uproar: error: ") and "\n" not in message
     assert spec in message
 
 
