@@ -128,7 +128,6 @@ class Daemon:
         sd_notify("READY=1\nSTATUS=listening")
         self.health.mark_ready()
         self.watchdog.start()
-        log.info("health and metrics on %s (/healthz, /readyz, /metrics)", self.http.url)
 
     def shutdown(self) -> None:
         self.health.mark_ready(False)
