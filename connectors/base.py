@@ -30,6 +30,15 @@ class Engagement:
     score: int = 0
 
 
+# Long posts are matched and classified from their beginning; the archive needs no novels.
+MAX_TEXT = 5000
+
+
+def utc_now() -> datetime:
+    """The default clock of every connector (tests inject their own)."""
+    return datetime.now(UTC)
+
+
 def parse_time(value: str | datetime) -> datetime:
     """Parse an ISO-8601 timestamp (``Z`` allowed) into an aware UTC datetime."""
     if isinstance(value, datetime):

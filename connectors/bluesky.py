@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    MAX_TEXT,
     AuthFailed,
     Author,
     Connector,
@@ -52,7 +53,9 @@ from connectors.base import (
     TransientError,
     format_time,
     parse_time,
+    utc_now,
 )
+from connectors.jsonhttp import endpoint, not_json, send
 from connectors.querytext import search_texts
 
 # Links in mentions point at the public web app, whatever api_url a test or proxy uses.
@@ -63,12 +66,7 @@ _AUTH_HELP = ("Bluesky refused the log-in: check BLUESKY_HANDLE and BLUESKY_APP_
 _STALE_TOKEN = frozenset({"ExpiredToken", "InvalidToken"})
 # Posts indexed at the very same instant are rare; a bound in case of a flood.
 _MAX_SEEN = 200
-# Long posts are matched and classified from their beginning; the archive needs no novels.
-_MAX_TEXT = 5000
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +117,7 @@ class BlueskyConnector(Connector):
         limit: int = 100,
         max_pages: int = 5,
         timeout: float = 20.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         client: httpx.Client | None = None,
     ) -> None:
         if not handle or not app_password:
@@ -267,20 +265,14 @@ class BlueskyConnector(Connector):
         headers = {"Accept": "application/json", "User-Agent": "Uproar (brand monitoring)"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            return self._client.request(method, self.api_url + xrpc, params=params, json=json,
-                                        headers=headers, timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise TransientError(self.name, f"Bluesky did not answer within "
-                                            f"{self._timeout:g}s ({xrpc})") from exc
-        except httpx.HTTPError as exc:
-            raise TransientError(self.name, f"cannot reach Bluesky at {self.api_url} "
-                                            f"({type(exc).__name__}: {exc})") from exc
+        return send(self._client, method, self.api_url + xrpc, params=params, json=json,
+                    headers=headers, source=self.name, service="Bluesky",
+                    base_url=self.api_url, what=xrpc, timeout=self._timeout)
 
     def _checked(self, response: httpx.Response) -> dict[str, Any]:
         """The JSON body of a successful answer; connector errors for everything else."""
         code = response.status_code
-        where = str(response.url).split("?")[0]
+        where = endpoint(response)
         if code == 429:
             raise self._rate_limited(response)
         if code >= 500:
@@ -292,10 +284,7 @@ class BlueskyConnector(Connector):
         try:
             body = response.json()
         except ValueError as exc:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise TransientError(self.name, f"Bluesky answered {where} with HTTP {code} {kind} "
-                                            "instead of JSON (a proxy, captive portal or "
-                                            "maintenance page?)") from exc
+            raise not_json(self.name, "Bluesky", response) from exc
         if not isinstance(body, dict):
             raise TransientError(self.name, f"Bluesky answered {where} with JSON that is not an "
                                             "object")
@@ -329,7 +318,7 @@ def _to_mention(post: Mapping[str, Any]) -> Mention:
         source="bluesky",
         source_id=uri,
         url=f"{_WEB_URL}/profile/{handle or did}/post/{uri.rsplit('/', 1)[-1]}",
-        text=str(record.get("text") or "")[:_MAX_TEXT],
+        text=str(record.get("text") or "")[:MAX_TEXT],
         created_at=_created_at(record, post),
         author=Author(handle=handle, name=str(author.get("displayName") or "")),
         engagement=Engagement(

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    MAX_TEXT,
     Author,
     Connector,
     ConnectorError,
@@ -43,7 +44,9 @@ from connectors.base import (
     RateLimited,
     TransientError,
     parse_time,
+    utc_now,
 )
+from connectors.jsonhttp import endpoint, not_json, send
 from connectors.querytext import search_texts
 from connectors.rss import html_to_text
 
@@ -53,12 +56,8 @@ _ITEM_URL = "https://news.ycombinator.com/item?id="
 _FIRST_LOOKBACK = timedelta(days=1)
 # A bound on the ids remembered per search, in case a flood fits in one overlap window.
 _MAX_RECENT = 2000
-# Long stories are matched and classified from their beginning; the archive needs no novels.
-_MAX_TEXT = 5000
+_SERVICE = "Hacker News search"
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ class HackerNewsConnector(Connector):
         hits_per_page: int = 100,
         max_pages: int = 10,
         timeout: float = 20.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         client: httpx.Client | None = None,
     ) -> None:
         if overlap < 0:
@@ -189,19 +188,13 @@ class HackerNewsConnector(Connector):
     # -- HTTP ----------------------------------------------------------------------------------
 
     def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._client.get(self.api_url + path, params=params,
-                                        headers={"Accept": "application/json",
-                                                 "User-Agent": "Uproar (brand monitoring)"},
-                                        timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise TransientError(self.name, f"Hacker News search did not answer within "
-                                            f"{self._timeout:g}s ({self.api_url})") from exc
-        except httpx.HTTPError as exc:
-            raise TransientError(self.name, f"cannot reach Hacker News search at {self.api_url} "
-                                            f"({type(exc).__name__}: {exc})") from exc
+        response = send(self._client, "GET", self.api_url + path, params=params,
+                        headers={"Accept": "application/json",
+                                 "User-Agent": "Uproar (brand monitoring)"},
+                        source=self.name, service=_SERVICE, base_url=self.api_url,
+                        what=self.api_url, timeout=self._timeout)
         code = response.status_code
-        where = str(response.url).split("?")[0]
+        where = endpoint(response)
         if code == 429:
             retry = response.headers.get("retry-after", "")
             raise RateLimited(self.name, "Hacker News search (Algolia) rate limit reached",
@@ -217,10 +210,7 @@ class HackerNewsConnector(Connector):
         try:
             body = response.json()
         except ValueError as exc:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise TransientError(self.name, f"Hacker News search answered {where} with HTTP "
-                                            f"{code} {kind} instead of JSON (a proxy, captive "
-                                            "portal or maintenance page?)") from exc
+            raise not_json(self.name, _SERVICE, response) from exc
         if not isinstance(body, dict):
             raise TransientError(self.name, f"Hacker News search answered {where} with JSON "
                                             "that is not an object")
@@ -242,7 +232,7 @@ def _to_mention(hit: Mapping[str, Any]) -> Mention:
         source="hackernews",
         source_id=object_id,
         url=_ITEM_URL + object_id,
-        text=text[:_MAX_TEXT],
+        text=text[:MAX_TEXT],
         created_at=datetime.fromtimestamp(_created_i(hit), UTC),
         author=Author(handle=str(hit.get("author") or ""), name=str(hit.get("author") or "")),
         engagement=Engagement(score=_count(hit, "points"), replies=_count(hit, "num_comments")),

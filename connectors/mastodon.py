@@ -38,13 +38,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from connectors.base import (
+    MAX_TEXT,
     AuthFailed,
     Author,
     Connector,
@@ -56,18 +57,15 @@ from connectors.base import (
     TransientError,
     format_time,
     parse_time,
+    utc_now,
 )
+from connectors.jsonhttp import endpoint, not_json, send
 from connectors.querytext import hashtags as query_hashtags
 from connectors.querytext import search_texts
 from connectors.rss import html_to_text
 
 _AUTH_HELP = "Mastodon refused the access token: check MASTODON_ACCESS_TOKEN"
-# Long posts are matched and classified from their beginning; the archive needs no novels.
-_MAX_TEXT = 5000
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +102,7 @@ class MastodonConnector(Connector):
         limit: int = 40,
         max_pages: int = 5,
         timeout: float = 20.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         client: httpx.Client | None = None,
     ) -> None:
         if not 1 <= limit <= 40:
@@ -235,20 +233,14 @@ class MastodonConnector(Connector):
         headers = {"Accept": "application/json", "User-Agent": "Uproar (brand monitoring)"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        try:
-            response = self._client.get(self.api_url + path, params=params, headers=headers,
-                                        timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise TransientError(self.name, f"Mastodon did not answer within "
-                                            f"{self._timeout:g}s ({self.api_url})") from exc
-        except httpx.HTTPError as exc:
-            raise TransientError(self.name, f"cannot reach Mastodon at {self.api_url} "
-                                            f"({type(exc).__name__}: {exc})") from exc
+        response = send(self._client, "GET", self.api_url + path, params=params,
+                        headers=headers, source=self.name, service="Mastodon",
+                        base_url=self.api_url, what=self.api_url, timeout=self._timeout)
         return self._checked(response), response
 
     def _checked(self, response: httpx.Response) -> Any:
         code = response.status_code
-        where = str(response.url).split("?")[0]
+        where = endpoint(response)
         if code in (401, 403):
             hint = "" if self._token else " (this instance wants one even for hashtag timelines)"
             raise AuthFailed(self.name, f"{_AUTH_HELP}{hint} (HTTP {code}: "
@@ -266,10 +258,7 @@ class MastodonConnector(Connector):
         try:
             return response.json()
         except ValueError as exc:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise TransientError(self.name, f"Mastodon answered {where} with HTTP {code} {kind} "
-                                            "instead of JSON (a proxy, captive portal or "
-                                            "maintenance page?)") from exc
+            raise not_json(self.name, "Mastodon", response) from exc
 
     def _rate_limited(self, response: httpx.Response) -> RateLimited:
         reset = response.headers.get("x-ratelimit-reset", "")
@@ -302,7 +291,7 @@ def _to_mention(status: Mapping[str, Any]) -> Mention:
         source="mastodon",
         source_id=uri,
         url=str(status.get("url") or uri),
-        text=text[:_MAX_TEXT],
+        text=text[:MAX_TEXT],
         created_at=parse_time(str(status["created_at"])),
         author=Author(handle=str(account.get("acct") or ""),
                       name=str(account.get("display_name") or ""),

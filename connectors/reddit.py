@@ -57,6 +57,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the reddit source needs praw: pip install 'uproar[reddit]'") from exc
 
 from connectors.base import (
+    MAX_TEXT,
     AuthFailed,
     Author,
     Connector,
@@ -76,8 +77,6 @@ _OVERLAP = 60.0
 # A bound on the "recent" fullnames kept per listing, in case a flood fits in one overlap.
 _MAX_RECENT = 1000
 _TOKEN_PATH = "/api/v1/access_token"
-# Long posts are matched and classified from their beginning; the archive needs no novels.
-_MAX_TEXT = 5000
 
 _AUTH_HELP = ("check REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET (a 'script' or 'web' app from "
               "https://www.reddit.com/prefs/apps) and that user_agent is descriptive")
@@ -434,7 +433,7 @@ def _to_mention(item: Any, listing_key: str) -> Mention:
         source="reddit",
         source_id=fullname,
         url=_WEB_URL + str(permalink).split("?")[0],  # search adds ?ref=search_posts
-        text=text[:_MAX_TEXT],
+        text=text[:MAX_TEXT],
         created_at=datetime.fromtimestamp(float(data.get("created_utc") or 0), UTC),
         author=Author(handle=handle, name=handle),
         engagement=Engagement(score=int(data.get("score") or 0),

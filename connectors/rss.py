@@ -58,6 +58,7 @@ import feedparser
 import httpx
 
 from connectors.base import (
+    MAX_TEXT,
     Author,
     Connector,
     FetchResult,
@@ -65,14 +66,13 @@ from connectors.base import (
     TransientError,
     format_time,
     parse_time,
+    utc_now,
 )
 
 # Enough for http->https plus a feed proxy or two; more is a loop or a misconfigured site.
 _MAX_REDIRECTS = 5
 # A server dripping bytes resets httpx's per-read timeout forever; cap the whole download too.
 _TOTAL_TIME_FACTOR = 3
-# Long articles are matched and classified from their beginning; the archive needs no novels.
-_MAX_TEXT = 5000
 # A 429 without Retry-After: wait about one default poll interval before asking again.
 _DEFAULT_RETRY_AFTER = timedelta(minutes=5)
 # A hostile or broken Retry-After must not silence a feed for weeks.
@@ -89,9 +89,6 @@ _ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9
            "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1")
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +165,7 @@ class RSSConnector(Connector):
         max_bytes: int = 5_000_000,
         user_agent: str = "Uproar/0.1 (+https://github.com/uproar)",
         client: httpx.Client | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -397,8 +394,8 @@ def _to_mention(entry: Mapping[str, Any], feed_url: str, parsed: feedparser.Feed
     title = _field_text(entry.get("title_detail"), entry.get("title"), is_rss)
     body = _body_text(entry, is_rss)
     text = "\n\n".join(part for part in (title, body) if part)
-    if len(text) > _MAX_TEXT:
-        text = text[: _MAX_TEXT - 1].rstrip() + "…"
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1].rstrip() + "…"
     link = str(entry.get("link") or "")
     entry_id = str(entry.get("id") or "").strip() or None
     feed_title = _field_text(feed.get("title_detail"), feed.get("title"), is_rss)

@@ -61,6 +61,7 @@ from connectors.base import (
     TransientError,
     format_time,
     parse_time,
+    utc_now,
 )
 
 # tweepy 4 builds every v2 URL from this host; the session below rebases it onto ``api_url``.
@@ -77,9 +78,6 @@ _TWEET_FIELDS = ["created_at", "public_metrics", "lang", "conversation_id", "ref
 
 _AUTH_HELP = "X/Twitter refused the bearer token: check TWITTER_BEARER_TOKEN"
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- query translation -------------------------------------------------------------------------
@@ -229,7 +227,7 @@ class TwitterConnector(Connector):
         max_pages: int = 10,
         page_size: int = 100,
         timeout: float = 20.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if not bearer_token:
             raise ValueError("a bearer token is required (TWITTER_BEARER_TOKEN)")

@@ -57,6 +57,7 @@ from typing import Any, ClassVar
 import httpx
 
 from connectors.base import (
+    MAX_TEXT,
     AuthFailed,
     Author,
     Connector,
@@ -68,7 +69,9 @@ from connectors.base import (
     TransientError,
     format_time,
     parse_time,
+    utc_now,
 )
+from connectors.jsonhttp import endpoint, not_json, send
 from connectors.querytext import or_groups
 from connectors.rss import html_to_text
 
@@ -98,7 +101,6 @@ _COMMENTS_PER_PAGE = 100
 _MAX_COMMENT_PAGES = 5
 # Comments posted in the very same second are rare; a bound in case of a flood.
 _MAX_SEEN = 200
-_MAX_TEXT = 5000
 _AUTH_HELP = "YouTube refused the API key: check YOUTUBE_API_KEY"
 # errors[].reason values that mean "the key is no good for this API".
 _AUTH_REASONS = frozenset({"keyInvalid", "keyExpired", "forbidden", "accessNotConfigured",
@@ -108,9 +110,6 @@ _AUTH_REASONS = frozenset({"keyInvalid", "keyExpired", "forbidden", "accessNotCo
 _QUOTA_REASONS = frozenset({"quotaExceeded", "dailyLimitExceeded"})
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def pacific_day(now: datetime) -> date:
@@ -200,7 +199,7 @@ class YouTubeConnector(Connector):
         daily_quota: int = 10_000,
         max_results: int = 50,
         timeout: float = 20.0,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         watch_video_ids: Callable[[], Sequence[str]] | None = None,
         channel_ids: Sequence[str] = (),
         client: httpx.Client | None = None,
@@ -422,22 +421,16 @@ class YouTubeConnector(Connector):
         quota.used += cost
 
     def _get(self, resource: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._client.get(self.api_url + resource,
-                                        params={**params, "key": self._key},
-                                        headers={"Accept": "application/json"},
-                                        timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise TransientError(self.name, f"YouTube did not answer within "
-                                            f"{self._timeout:g}s ({resource}.list)") from exc
-        except httpx.HTTPError as exc:
-            raise TransientError(self.name, f"cannot reach YouTube at {self.api_url} "
-                                            f"({type(exc).__name__}: {exc})") from exc
+        response = send(self._client, "GET", self.api_url + resource,
+                        params={**params, "key": self._key},
+                        headers={"Accept": "application/json"}, source=self.name,
+                        service="YouTube", base_url=self.api_url, what=f"{resource}.list",
+                        timeout=self._timeout)
         return self._checked(response)
 
     def _checked(self, response: httpx.Response) -> dict[str, Any]:
         code = response.status_code
-        where = str(response.url).split("?")[0]
+        where = endpoint(response)
         try:
             body = response.json()
         except ValueError:
@@ -445,10 +438,7 @@ class YouTubeConnector(Connector):
         if code == 200 and isinstance(body, dict):
             return body
         if body is None:
-            kind = response.headers.get("content-type", "no content type").split(";")[0]
-            raise TransientError(self.name, f"YouTube answered {where} with HTTP {code} {kind} "
-                                            "instead of JSON (a proxy, captive portal or "
-                                            "maintenance page?)")
+            raise not_json(self.name, "YouTube", response)
         reasons, message = _google_error(body)
         if reasons & _QUOTA_REASONS:
             now = self._clock()
@@ -522,7 +512,7 @@ def _comment_mention(thread: Mapping[str, Any]) -> Mention:
         source="youtube",
         source_id=comment_id,
         url=f"{_WATCH_URL}{video_id}&lc={comment_id}",
-        text=text[:_MAX_TEXT],
+        text=text[:MAX_TEXT],
         created_at=parse_time(str(top["publishedAt"])),
         author=Author(handle=name, name=name.removeprefix("@")),
         engagement=Engagement(likes=_count(top, "likeCount"),
@@ -559,7 +549,7 @@ def _google_error(body: Any) -> tuple[set[str], str]:
 
 
 def _join(title: str, body: str) -> str:
-    return "\n\n".join(p for p in (title.strip(), body.strip()) if p)[:_MAX_TEXT]
+    return "\n\n".join(p for p in (title.strip(), body.strip()) if p)[:MAX_TEXT]
 
 
 def _language(value: object) -> str | None:
