@@ -23,10 +23,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
-from connectors.base import Mention
+from connectors.base import Mention, format_time
 from models.base import Classifier
 from monitor.archive import Archive
+from monitor.clock import floor_time
 from monitor.detect.brand import BrandMonitor, DetectionSettings
+from monitor.durations import format_duration
 from monitor.pipeline import example_of
 from monitor.query import BrandMatcher
 from monitor.signals import Signal
@@ -309,7 +311,7 @@ def run_backtest(
         result.mentions += 1
         if result.started is None:
             result.started = since or at
-            next_detect = _floor(at, bucket) + bucket
+            next_detect = floor_time(at, bucket) + bucket
         assert next_detect is not None
         while next_detect <= at:
             result.signals.extend(monitor.evaluate(next_detect))
@@ -354,11 +356,6 @@ def number_incidents(signals: Sequence[Signal], join_window: timedelta) -> list[
     return numbers
 
 
-def _floor(when: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((when - epoch) // step) * step
-
-
 # -- output -----------------------------------------------------------------------------------
 
 CSV_HEADER = [
@@ -371,14 +368,14 @@ def signal_json(signal: Signal, incident: int, new: bool) -> dict[str, Any]:
     """One signal; ``alert`` is "new" when it opens incident ``incident``, else "update"."""
     top = signal.examples[0] if signal.examples else None
     return {
-        "time": _iso(signal.at),
+        "time": format_time(signal.at),
         "incident": incident,
         "alert": "new" if new else "update",
         "brand": signal.brand,
         "brand_name": signal.brand_name,
         "severity": signal.severity,
         "count": signal.count,
-        "window": _format_duration(signal.window),
+        "window": format_duration(signal.window),
         "expected": round(signal.expected, 3),
         "spread": round(signal.spread, 3),
         "score": round(signal.score, 3),
@@ -391,7 +388,7 @@ def signal_json(signal: Signal, incident: int, new: bool) -> dict[str, Any]:
                 "text": ex.text,
                 "author": ex.author_handle,
                 "reach": ex.reach,
-                "created_at": _iso(ex.created_at),
+                "created_at": format_time(ex.created_at),
             }
             for ex in signal.examples
         ],
@@ -405,14 +402,14 @@ def result_json(result: BacktestResult) -> dict[str, Any]:
         "settings": {
             "threshold": s.spike.threshold,
             "min_count": s.min_count,
-            "window": _format_duration(s.window),
-            "bucket": _format_duration(s.bucket),
-            "cooldown": _format_duration(s.cooldown),
+            "window": format_duration(s.window),
+            "bucket": format_duration(s.bucket),
+            "cooldown": format_duration(s.cooldown),
             "complaint_threshold": result.complaint_threshold,
         },
         "period": {
-            "start": _iso(result.started) if result.started else None,
-            "end": _iso(result.ended) if result.ended else None,
+            "start": format_time(result.started) if result.started else None,
+            "end": format_time(result.ended) if result.ended else None,
         },
         "summary": {
             "alerts": len(result.alerts),
@@ -445,14 +442,14 @@ def write_csv(result: BacktestResult, stream: IO[str]) -> None:
     for i, signal in enumerate(result.signals):
         top = signal.examples[0] if signal.examples else None
         writer.writerow([
-            _iso(signal.at),
+            format_time(signal.at),
             result.incidents[i],
             "new" if result.opens_incident(i) else "update",
             signal.brand,
             defuse(signal.brand_name),
             signal.severity,
             signal.count,
-            _format_duration(signal.window),
+            format_duration(signal.window),
             f"{signal.expected:.2f}",
             f"{signal.spread:.2f}",
             f"{signal.score:.2f}",
@@ -491,7 +488,7 @@ def render_table(result: BacktestResult, console: Any) -> None:
             Text(f"#{result.incidents[i]} " + ("new" if result.opens_incident(i) else "update")),
             Text(signal.brand_name or signal.brand),
             Text(signal.severity, style=styles.get(signal.severity, "")),
-            Text(f"{signal.count} in {_format_duration(signal.window)}"),
+            Text(f"{signal.count} in {format_duration(signal.window)}"),
             Text(f"{signal.expected:.1f} ± {signal.spread:.1f}"),
             Text(f"{signal.score:.1f}σ"),
             Text("\n".join(signal.reasons)),
@@ -509,16 +506,6 @@ def render_table(result: BacktestResult, console: Any) -> None:
 def _cut(text: str, width: int = EXAMPLE_TEXT_WIDTH) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _format_duration(delta: timedelta) -> str:
-    from monitor.durations import format_duration
-
-    return format_duration(delta)
 
 
 def _show_span(delta: timedelta) -> str:

@@ -35,3 +35,9 @@ class SimulatedClock(Clock):
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+
+def floor_time(when: datetime, step: timedelta) -> datetime:
+    """The start of the ``step``-long slot (aligned to the Unix epoch) that holds ``when``."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((when - epoch) // step) * step

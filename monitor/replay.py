@@ -16,7 +16,7 @@ from pathlib import Path
 
 from connectors.base import Mention
 from monitor.alerts.dispatch import DeliveryReport
-from monitor.clock import SimulatedClock
+from monitor.clock import SimulatedClock, floor_time
 from monitor.errors import UproarError
 from monitor.pipeline import Pipeline
 
@@ -62,12 +62,6 @@ def read_mentions(path: Path) -> tuple[list[Mention], list[str]]:
     return mentions, bad
 
 
-def _floor(when: datetime, step: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=when.tzinfo)
-    steps = (when - epoch) // step
-    return epoch + steps * step
-
-
 def _steps(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
     at = start
     while at <= end:
@@ -93,11 +87,11 @@ def replay(
     report = ReplayReport(mentions=len(mentions))
     if not mentions:
         return report
-    first = _floor(mentions[0].created_at, step)
+    first = floor_time(mentions[0].created_at, step)
     last = mentions[-1].created_at + tail
     report.started = first
     index = 0
-    next_detect = _floor(first, bucket) + bucket
+    next_detect = floor_time(first, bucket) + bucket
     for at in _steps(first + step, last + step, step):
         batch: list[Mention] = []
         while index < len(mentions) and mentions[index].created_at < at:
