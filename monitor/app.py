@@ -14,7 +14,7 @@ from monitor.alerts.slack import ConsoleSender, SlackSender
 from monitor.archive import Archive
 from monitor.clock import Clock
 from monitor.config import Config
-from monitor.detect.brand import BrandMonitor
+from monitor.detect.brand import BrandMonitor, DetectionSettings
 from monitor.pipeline import Pipeline
 from monitor.query import BrandMatcher, parse_query
 
@@ -40,9 +40,7 @@ def load_model(config: Config) -> Classifier:
     return load_classifier(config.classifier.model, batch_size=config.classifier.batch_size)
 
 
-def detection_settings(config: Config):  # type: ignore[no-untyped-def]
-    from monitor.detect.brand import DetectionSettings
-
+def detection_settings(config: Config) -> DetectionSettings:
     d = config.detection
     return DetectionSettings(
         bucket=d.bucket,

@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from connectors.base import Mention
@@ -198,13 +198,12 @@ class Pipeline:
         with self._lock:
             signals = self.monitor.evaluate(self.clock.now())
             for signal in signals:
-                recorded = self.incidents.record(signal)
+                self.incidents.record(signal)
                 log.info(
                     "signal %s for %s: %s (%s)",
                     signal.kind, signal.brand, signal.severity,
                     "; ".join(signal.reasons) or f"{signal.count} complaints",
                 )
-                del recorded
             return signals
 
     def deliver(self) -> DeliveryReport:
@@ -223,6 +222,3 @@ class Pipeline:
                 seeded += 1
         return seeded
 
-
-def latest(mentions: Sequence[Mention]) -> datetime | None:
-    return max((m.created_at for m in mentions), default=None)
