@@ -136,11 +136,13 @@ class BlueskyConnector(Connector):
         self._max_pages = max_pages
         self._timeout = timeout
         self._clock = clock
+        self._owns_client = client is None  # a client passed in belongs to the caller
         self._client = client if client is not None else httpx.Client(timeout=timeout)
         self._session: _Session | None = None
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     # -- the poll ------------------------------------------------------------------------------
 

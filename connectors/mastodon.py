@@ -118,10 +118,12 @@ class MastodonConnector(Connector):
         self._max_pages = max_pages
         self._timeout = timeout
         self._clock = clock
+        self._owns_client = client is None  # a client passed in belongs to the caller
         self._client = client if client is not None else httpx.Client(timeout=timeout)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     # -- the poll ------------------------------------------------------------------------------
 

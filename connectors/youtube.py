@@ -220,10 +220,12 @@ class YouTubeConnector(Connector):
         self._clock = clock
         self._watch = watch_video_ids
         self._channels = list(dict.fromkeys(c for c in channel_ids if c))
+        self._owns_client = client is None  # a client passed in belongs to the caller
         self._client = client if client is not None else httpx.Client(timeout=timeout)
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     # -- quota planning ------------------------------------------------------------------------
 
