@@ -67,7 +67,25 @@ def _v2_search_indexes(connection: Connection) -> None:
         connection.exec_driver_sql("ANALYZE mention_brands")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_search_indexes)
+def _v3_stories(connection: Connection) -> None:
+    """Stories (issue 5): tables for grouped complaint stories; no-op until they exist."""
+
+
+def _v4_alerting(connection: Connection) -> None:
+    """Alert routing state (issue 6): escalation timers, acknowledgements, silences."""
+
+
+def _v5_analyst(connection: Connection) -> None:
+    """Analyst archive (issue 7): retention bookkeeping, SQL views, rollups."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_initial,
+    _v2_search_indexes,
+    _v3_stories,
+    _v4_alerting,
+    _v5_analyst,
+)
 
 if len(MIGRATIONS) != SCHEMA_VERSION:  # pragma: no cover - caught by any test run
     raise RuntimeError(

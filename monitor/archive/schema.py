@@ -1,4 +1,4 @@
-"""The archive's tables (schema version 2). Every table lives here, so migrations see them all.
+"""The archive's tables (schema version 5). Every table lives here, so migrations see them all.
 
 Indexes that are not plain columns (PostgreSQL's GIN full-text index ``ix_mentions_fts``, v2)
 are created by their migration in ``migrations.py`` rather than declared here.
@@ -24,7 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
