@@ -15,6 +15,10 @@ $(BIN)/uproar: pyproject.toml
 	@touch $@
 
 setup: $(BIN)/uproar
+	@# Headless chromium for the dashboard's browser test (it skips when missing).
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && ! command -v chromedriver >/dev/null; then \
+		apt-get install -y chromium chromium-driver >/dev/null 2>&1 \
+		|| echo "chromium not installed: tests/test_dashboard_browser.py will skip"; fi
 
 run: setup
 	$(BIN)/uproar run -c $(CONFIG)

@@ -176,6 +176,12 @@ class AuthFailed(ConnectorError):
     """Credentials were missing or refused; retrying will not help until ops fixes them."""
 
 
+class EndpointGone(ConnectorError):
+    """The API endpoint no longer exists (404/410 where the API used to answer): the API
+    changed under us; retrying will not help until Uproar (or the proxy in ``api_url``) is
+    updated. Like :class:`AuthFailed`, it pauses the source and is reported to ops once."""
+
+
 class TransientError(ConnectorError):
     """Network errors, timeouts, 5xx: worth retrying later."""
 
@@ -205,10 +211,33 @@ class Connector(ABC):
     """
 
     name: ClassVar[str]
+    #: Whether :meth:`refresh` re-reads engagement (the daemon only schedules those that do).
+    can_refresh: ClassVar[bool] = False
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> Connector:
+        """Build from a source's config section (how the daemon builds a plugin's connector).
+
+        ``settings`` holds the keys of ``sources.<name>`` except the scheduler's (``enabled``,
+        ``every``, ``jitter``, ``lookback``, ``refresh``), with ``timeout`` in seconds. The
+        default passes them all as keyword arguments; a plugin MAY override this to rename or
+        convert keys, and SHOULD raise ``ValueError`` naming the key when a value is wrong.
+        """
+        return cls(**settings)
 
     @abstractmethod
     def fetch(self, queries: Sequence[str], cursor: Mapping[str, Any] | None) -> FetchResult:
         """Poll once. ``queries`` are the brands' queries; ``cursor`` is the last saved state."""
+
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Re-read the current engagement (likes, reposts, replies, score, author followers)
+        of the mentions with these ``source_id`` values, so detection sees how fast they spread.
+
+        Optional: a connector that can MUST set ``can_refresh = True``; MUST return only
+        mentions it could read (a deleted post is simply missing, not an error); SHOULD batch
+        ids the way its API allows; raises the same typed errors as :meth:`fetch`.
+        """
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release network resources."""

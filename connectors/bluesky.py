@@ -46,6 +46,7 @@ from connectors.base import (
     Author,
     Connector,
     ConnectorError,
+    EndpointGone,
     Engagement,
     FetchResult,
     Mention,
@@ -66,6 +67,10 @@ _AUTH_HELP = ("Bluesky refused the log-in: check BLUESKY_HANDLE and BLUESKY_APP_
 _STALE_TOKEN = frozenset({"ExpiredToken", "InvalidToken"})
 # Posts indexed at the very same instant are rare; a bound in case of a flood.
 _MAX_SEEN = 200
+# XRPC error names of a method the server no longer (or never) implements.
+_GONE = frozenset({"MethodNotImplemented", "XRPCNotSupported"})
+# app.bsky.feed.getPosts takes at most 25 URIs per call.
+_URIS_PER_CALL = 25
 
 
 
@@ -107,6 +112,7 @@ class BlueskyConnector(Connector):
     """Post search on Bluesky with an app password."""
 
     name: ClassVar[str] = "bluesky"
+    can_refresh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -191,6 +197,21 @@ class BlueskyConnector(Connector):
                 seen.append(str(post["uri"]))
         mentions = [_to_mention(post) for post in posts]
         return _SearchState(newest=newest, seen=seen, capped=capped), mentions, problems
+
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Current like, repost, quote and reply counts of these posts
+        (``app.bsky.feed.getPosts``, 25 ``at://`` URIs a call). Deleted posts are left out."""
+        wanted = [i for i in dict.fromkeys(ids) if i.startswith("at://")]
+        mentions: list[Mention] = []
+        for start in range(0, len(wanted), _URIS_PER_CALL):
+            try:
+                body = self._xrpc_get("app.bsky.feed.getPosts",
+                                      {"uris": wanted[start:start + _URIS_PER_CALL]})
+            except _Rejected as exc:
+                raise ConnectorError(self.name, f"Bluesky refused getPosts: {exc}") from exc
+            mentions.extend(_to_mention(post) for post in body.get("posts") or ()
+                            if isinstance(post, dict) and post.get("uri"))
+        return mentions
 
     def _read_new(self, text: str, state: _SearchState) -> tuple[list[dict[str, Any]], bool]:
         """The posts newer than the state's mark, newest first, and whether ``max_pages`` ran
@@ -280,6 +301,10 @@ class BlueskyConnector(Connector):
         if code >= 500:
             raise TransientError(self.name, f"Bluesky server error at {where}: HTTP {code} "
                                             f"{_error_text(response)}")
+        if code in (404, 410) or _error_name(response) in _GONE:
+            raise EndpointGone(self.name, f"Bluesky answered HTTP {code} at {where} "
+                                          f"({_error_text(response)}): the XRPC method is gone "
+                                          "or api_url is wrong; check api_url and update Uproar")
         if code != 200:
             raise ConnectorError(self.name, f"unexpected answer from {where}: HTTP {code} "
                                             f"{_error_text(response)}")

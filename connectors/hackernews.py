@@ -38,6 +38,7 @@ from connectors.base import (
     Author,
     Connector,
     ConnectorError,
+    EndpointGone,
     Engagement,
     FetchResult,
     Mention,
@@ -88,6 +89,7 @@ class HackerNewsConnector(Connector):
     """Stories and comments from the Algolia Hacker News Search API."""
 
     name: ClassVar[str] = "hackernews"
+    can_refresh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -173,7 +175,7 @@ class HackerNewsConnector(Connector):
     def _search(self, text: str, since: int) -> tuple[list[dict[str, Any]], bool]:
         hits: list[dict[str, Any]] = []
         for page in range(self._max_pages):
-            body = self._get("search_by_date", {
+            body = self._get_found("search_by_date", {
                 "query": text, "tags": "(story,comment)",
                 "numericFilters": f"created_at_i>{since}",
                 "hitsPerPage": self._hits_per_page, "page": page})
@@ -187,9 +189,26 @@ class HackerNewsConnector(Connector):
                 return hits, bool(truncated)
         return hits, True
 
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Current points and comment counts of these stories and comments (``GET items/:id``,
+        one request each; the comment count is the item's descendants). Deleted items (404)
+        are left out."""
+        mentions: list[Mention] = []
+        for object_id in dict.fromkeys(i for i in ids if i.isdigit()):
+            item = self._get(f"items/{object_id}", {}, missing_ok=True)
+            if item is not None and item.get("id") is not None:
+                mentions.append(_to_mention(_item_hit(item)))
+        return mentions
+
     # -- HTTP ----------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _get_found(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        body = self._get(path, params)
+        assert body is not None  # only missing_ok=True answers None
+        return body
+
+    def _get(self, path: str, params: Mapping[str, Any],
+             missing_ok: bool = False) -> dict[str, Any] | None:
         response = send(self._client, "GET", self.api_url + path, params=params,
                         headers={"Accept": "application/json",
                                  "User-Agent": "Uproar (brand monitoring)"},
@@ -206,6 +225,12 @@ class HackerNewsConnector(Connector):
                                             f"HTTP {code} {_error_text(response)}")
         if code == 400:
             raise _Rejected(_error_text(response))
+        if code == 404 and missing_ok:
+            return None
+        if code in (404, 410):
+            raise EndpointGone(self.name, f"Hacker News search answered HTTP {code} at {where}: "
+                                          "the Algolia API moved or changed; check api_url and "
+                                          "update Uproar")
         if code != 200:
             raise ConnectorError(self.name, f"unexpected answer from {where}: HTTP {code} "
                                             f"{_error_text(response)}")
@@ -243,6 +268,26 @@ def _to_mention(hit: Mapping[str, Any]) -> Mention:
         conversation_id=str(story) if story is not None else object_id,
         raw=dict(hit),
     )
+
+
+def _item_hit(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``items/:id`` answer (a tree with ``children``) in the shape of a search hit."""
+    kind = str(item.get("type") or "story")
+    text_key = "comment_text" if kind == "comment" else "story_text"
+    hit = {k: v for k, v in item.items() if k not in ("children", "id", "type", "text")}
+    hit.update({"objectID": str(item["id"]), "_tags": [kind], text_key: item.get("text"),
+                "num_comments": _descendants(item)})
+    return hit
+
+
+def _descendants(item: Mapping[str, Any]) -> int:
+    stack, count = list(item.get("children") or ()), 0
+    while stack:
+        child = stack.pop()
+        if isinstance(child, Mapping):
+            count += 1
+            stack.extend(child.get("children") or ())
+    return count
 
 
 def _created_i(hit: Mapping[str, Any]) -> int:

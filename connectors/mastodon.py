@@ -36,6 +36,7 @@ Cursor (JSON-serialisable; streams no longer configured are dropped)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -65,6 +66,10 @@ from connectors.querytext import search_texts
 from connectors.rss import html_to_text
 
 _AUTH_HELP = "Mastodon refused the access token: check MASTODON_ACCESS_TOKEN"
+# Status URIs whose instance-local id this process remembers, for refresh (a bound).
+_MAX_LOCAL_IDS = 20_000
+# A status URI of the instance itself: https://host/users/<name>/statuses/<id>.
+_LOCAL_URI = re.compile(r"^/users/[^/]+/statuses/(\d+)$")
 
 
 
@@ -92,6 +97,7 @@ class MastodonConnector(Connector):
     """Status search and hashtag timelines on one Mastodon instance."""
 
     name: ClassVar[str] = "mastodon"
+    can_refresh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -120,6 +126,7 @@ class MastodonConnector(Connector):
         self._clock = clock
         self._owns_client = client is None  # a client passed in belongs to the caller
         self._client = client if client is not None else httpx.Client(timeout=timeout)
+        self._local_ids: dict[str, str] = {}  # status URI -> id on this instance
 
     def close(self) -> None:
         if self._owns_client:
@@ -154,10 +161,57 @@ class MastodonConnector(Connector):
             problems.extend(said)
             for status in statuses:
                 mention = _to_mention(status)
+                self._remember(mention.source_id, status)
                 mentions.setdefault(mention.source_id, mention)
         return FetchResult(mentions=list(mentions.values()),
                            cursor={"streams": states, "search_off_reported": search_off_reported},
                            problems=problems)
+
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Current favourites, boosts, replies and author followers of these statuses
+        (``GET /api/v1/statuses/:id``, one request each). The ``source_id`` is the status URI;
+        its id on this instance comes from the statuses this process has read, from the URI
+        itself for the instance's own statuses, else (with a token) from a resolving search.
+        Deleted statuses and ones the instance cannot find are left out."""
+        mentions: list[Mention] = []
+        for uri in dict.fromkeys(ids):
+            local = self._local_id(uri)
+            if local is None:
+                continue
+            try:
+                status, _ = self._get(f"api/v1/statuses/{quote(local, safe='')}", None)
+            except _Rejected:
+                continue  # deleted (404) or gone (410)
+            if _usable(status):
+                mention = _to_mention(status)
+                self._remember(uri, status)
+                mentions.append(mention)
+        return mentions
+
+    def _remember(self, uri: str, status: Mapping[str, Any]) -> None:
+        if status.get("id"):
+            self._local_ids.pop(uri, None)
+            self._local_ids[uri] = str(status["id"])
+            while len(self._local_ids) > _MAX_LOCAL_IDS:
+                self._local_ids.pop(next(iter(self._local_ids)))
+
+    def _local_id(self, uri: str) -> str | None:
+        if uri in self._local_ids:
+            return self._local_ids[uri]
+        parts = urlsplit(uri)
+        if parts.netloc == urlsplit(self.api_url).netloc and (m := _LOCAL_URI.match(parts.path)):
+            return m.group(1)
+        if not self._token or not uri.startswith(("http://", "https://")):
+            return None
+        try:
+            body, _ = self._get("api/v2/search", {"q": uri, "type": "statuses",
+                                                  "resolve": "true", "limit": 1})
+        except _Rejected:
+            return None
+        found = body.get("statuses") if isinstance(body, dict) else None
+        if found and isinstance(found[0], dict) and found[0].get("id"):
+            return str(found[0]["id"])
+        return None
 
     def _poll_stream(self, key: str, state: _StreamState
                      ) -> tuple[_StreamState, list[dict[str, Any]], list[str]]:

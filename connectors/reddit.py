@@ -203,6 +203,7 @@ class RedditConnector(Connector):
     """Reddit search and subreddit listings over the OAuth API, app-only and read-only."""
 
     name: ClassVar[str] = "reddit"
+    can_refresh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -290,6 +291,24 @@ class RedditConnector(Connector):
                 mentions.setdefault(mention.source_id, mention)
         return FetchResult(mentions=list(mentions.values()), cursor={"listings": states},
                            problems=problems)
+
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Current score and comment counts of these submissions and comments
+        (``GET /api/info?id=t3_…,t1_…``, 100 fullnames a request; praw batches them). Deleted
+        items are left out."""
+        wanted = [i for i in dict.fromkeys(ids) if i.startswith(("t1_", "t3_"))]
+        if not wanted:
+            return []
+        self._check_window()
+        info = _Listing("info", "info", "all")
+        try:
+            items = list(self._reddit.info(fullnames=wanted))
+        except (prawcore.PrawcoreException, praw.exceptions.PRAWException) as exc:
+            error = self._error(info, exc)
+            if isinstance(error, _ListingFailure):
+                error = ConnectorError(self.name, f"Reddit refused a look-up by id: {error}")
+            raise error from exc
+        return [_to_mention(item, "info") for item in items]
 
     def _check_window(self) -> None:
         """Stop before prawcore would sleep out a used-up rate-limit window."""

@@ -26,6 +26,14 @@ whose entries could partly be read gives those entries and one "malformed" line,
 after it has parsed clean again. A 429 (or a 503 with ``Retry-After``) makes the connector skip
 that feed until the time the server asked for. One failing feed never stops the others.
 
+Politeness at scale (hundreds of feeds, many on the same news-search host): feeds are fetched
+``concurrency`` at a time, but at most ``per_host`` at once from one host name, and each of a
+host's ``per_host`` lanes waits ``host_interval`` between its requests — so a host never gets
+more than ``per_host`` requests in any ``host_interval``. A 429 (or 503 with ``Retry-After``)
+from one feed holds back the whole host: its other feeds are not asked this poll, nor in later
+polls until the time the server named (reported once per host). Waiting uses the injected
+``sleep``, so tests run on a simulated clock.
+
 Whole-poll failure: when *every* configured feed failed this poll with a transient error
 (timeout, connection error, 5xx), :meth:`RSSConnector.fetch` raises :class:`TransientError`
 naming them, so the scheduler counts consecutive failures of the source and backs off (this is
@@ -36,7 +44,8 @@ Cursor (JSON-serialisable; feeds no longer configured are dropped)::
 
     {"feeds": {"<feed url>": {"etag": str | None, "last_modified": str | None, "bozo": bool,
                               "error": str | None, "failing_since": iso | None,
-                              "retry_after_until": iso | None}}}
+                              "retry_after_until": iso | None}},
+     "hosts": {"<host name>": {"retry_after_until": iso}}}   # only hosts holding us back
 """
 
 from __future__ import annotations
@@ -45,8 +54,11 @@ import calendar
 import hashlib
 import io
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -166,11 +178,23 @@ class RSSConnector(Connector):
         user_agent: str = "Uproar/0.1 (+https://github.com/uproar)",
         client: httpx.Client | None = None,
         clock: Callable[[], datetime] = utc_now,
+        concurrency: int = 8,
+        per_host: int = 2,
+        host_interval: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
+        if concurrency < 1 or per_host < 1:
+            raise ValueError("concurrency and per_host must be at least 1")
+        if host_interval < 0:
+            raise ValueError("host_interval must not be negative")
+        self._concurrency = concurrency
+        self._per_host = per_host
+        self._host_interval = host_interval
+        self._sleep = sleep
         self.feeds: tuple[str, ...] = tuple(dict.fromkeys(f.strip() for f in feeds if f.strip()))
         self._timeout = timeout
         self._max_bytes = max_bytes
@@ -191,22 +215,64 @@ class RSSConnector(Connector):
         now = self._now()
         saved = cursor.get("feeds") if isinstance(cursor, Mapping) else None
         saved = saved if isinstance(saved, Mapping) else {}
+        poll = _HostPoll(now, _held_hosts(cursor, now))
+        by_host: dict[str, list[str]] = {}
+        for url in self.feeds:
+            by_host.setdefault(host_of(url), []).append(url)
+        queues = {host: deque(urls) for host, urls in by_host.items()}
+        lanes = [(host, queue) for host, queue in queues.items()
+                 for _ in range(min(self._per_host, len(queue)))]
+        if lanes:
+            workers = min(self._concurrency, len(lanes))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rss") as pool:
+                for future in [pool.submit(self._run_lane, host, queue, saved, poll)
+                               for host, queue in lanes]:
+                    future.result()
         states: dict[str, dict[str, Any]] = {}
         mentions: dict[str, Mention] = {}
         problems: list[str] = []
         transient: dict[str, str] = {}
         for url in self.feeds:
-            result = self._poll_feed(url, _FeedState.from_json(saved.get(url)), now)
+            result = poll.results.get(url)
+            if result is None:  # its host asked us to wait: keep the feed as it was
+                result = _FeedResult([], _FeedState.from_json(saved.get(url)), [])
             states[url] = asdict(result.state)
             problems.extend(result.problems)
             if result.transient_failure is not None:
                 transient[url] = result.transient_failure
             for mention in result.mentions:
                 mentions.setdefault(mention.source_id, mention)
+        problems.extend(poll.held_back(by_host))
         if self.feeds and len(transient) == len(self.feeds):
             raise TransientError(self.name, _summarise_failures(transient))
-        return FetchResult(mentions=list(mentions.values()), cursor={"feeds": states},
+        hosts = {host: {"retry_after_until": format_time(until)}
+                 for host, until in sorted(poll.held.items()) if host in by_host}
+        cursor_out: dict[str, Any] = {"feeds": states}
+        if hosts:
+            cursor_out["hosts"] = hosts
+        return FetchResult(mentions=list(mentions.values()), cursor=cursor_out,
                            problems=problems)
+
+    def _run_lane(self, host: str, queue: deque[str], saved: Mapping[str, Any],
+                  poll: _HostPoll) -> None:
+        """One of a host's lanes: its feeds one after another, ``host_interval`` apart."""
+        first = True
+        while True:
+            try:
+                url = queue.popleft()  # deque pops are atomic: lanes share the queue
+            except IndexError:
+                return
+            if poll.is_held(host):
+                continue
+            if not first and self._host_interval:
+                self._sleep(self._host_interval)
+            first = False
+            state = _FeedState.from_json(saved.get(url))
+            result = self._poll_feed(url, state, poll.now)
+            poll.results[url] = result
+            until = result.state.retry_after()
+            if until is not None and result.state.retry_after_until != state.retry_after_until:
+                poll.hold(host, until, url)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -307,6 +373,60 @@ class RSSConnector(Connector):
                                    f"{self._timeout * _TOTAL_TIME_FACTOR:g}s", transient=True)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def host_of(url: str) -> str:
+    """The host name politeness is counted by (``127.0.0.1`` and ``localhost`` are two)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _held_hosts(cursor: Mapping[str, Any] | None, now: datetime) -> dict[str, datetime]:
+    """Hosts that asked (in an earlier poll) not to be polled before a time still to come."""
+    saved = cursor.get("hosts") if isinstance(cursor, Mapping) else None
+    held = {}
+    for host, data in (saved.items() if isinstance(saved, Mapping) else ()):
+        until = _FeedState(retry_after_until=data.get("retry_after_until")
+                           if isinstance(data, Mapping) else None).retry_after()
+        if until is not None and until > now:
+            held[str(host)] = until
+    return held
+
+
+class _HostPoll:
+    """What the lanes of one poll share: results, and the hosts that asked us to wait."""
+
+    def __init__(self, now: datetime, held: dict[str, datetime]) -> None:
+        self.now = now
+        self.held = held
+        self.results: dict[str, _FeedResult] = {}
+        self.asked_by: dict[str, str] = {}  # host -> the feed that asked, this poll
+        self._lock = threading.Lock()
+
+    def is_held(self, host: str) -> bool:
+        with self._lock:
+            until = self.held.get(host)
+            return until is not None and self.now < until
+
+    def hold(self, host: str, until: datetime, url: str) -> None:
+        """``url`` of ``host`` answered 429 / 503 with Retry-After: hold the host back."""
+        with self._lock:
+            if host not in self.held or self.held[host] < until:
+                self.held[host] = until
+                self.asked_by[host] = url
+
+    def held_back(self, by_host: Mapping[str, Sequence[str]]) -> list[str]:
+        """One line per host that asked us to wait during this poll and had feeds skipped."""
+        lines = []
+        for host, url in self.asked_by.items():
+            skipped = [u for u in by_host[host] if u not in self.results]
+            if skipped:
+                lines.append(f"host {host} asked us to slow down ({url} was rate limited): "
+                             f"{len(skipped)} more of its feeds not polled before "
+                             f"{format_time(self.held[host])}")
+        return lines
 
 
 def _check_status(response: httpx.Response, now: datetime) -> None:

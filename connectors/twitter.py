@@ -54,6 +54,7 @@ from connectors.base import (
     Author,
     Connector,
     ConnectorError,
+    EndpointGone,
     Engagement,
     FetchResult,
     Mention,
@@ -77,6 +78,8 @@ _TWEET_FIELDS = ["created_at", "public_metrics", "lang", "conversation_id", "ref
                  "author_id"]
 
 _AUTH_HELP = "X/Twitter refused the bearer token: check TWITTER_BEARER_TOKEN"
+# GET /2/tweets takes at most 100 ids per request.
+_IDS_PER_LOOKUP = 100
 
 
 
@@ -218,6 +221,7 @@ class TwitterConnector(Connector):
     """Recent search on X/Twitter API v2 with an app-only bearer token."""
 
     name: ClassVar[str] = "twitter"
+    can_refresh: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -300,6 +304,26 @@ class TwitterConnector(Connector):
             new_state = _QueryState(since_id=_max_id(newest_seen, since_id))
         return _QueryResult(mentions, new_state, problems)
 
+    def refresh(self, ids: Sequence[str]) -> list[Mention]:
+        """Current public metrics and author followers of these tweets (``GET /2/tweets``,
+        100 ids a request). Deleted or protected tweets are left out."""
+        wanted = [i for i in dict.fromkeys(str(i) for i in ids) if i.isdigit()]
+        mentions: list[Mention] = []
+        for response in self._pages(self._lookups(wanted)):
+            users = {str(u.id): u.data for u in (response.includes or {}).get("users", [])}
+            mentions.extend(_to_mention(tweet.data, users) for tweet in response.data or [])
+        return mentions
+
+    def _lookups(self, ids: list[str]) -> Iterator[Any]:
+        for start in range(0, len(ids), _IDS_PER_LOOKUP):
+            try:
+                yield self._client.get_tweets(
+                    ids[start:start + _IDS_PER_LOOKUP], expansions=_EXPANSIONS,
+                    user_fields=_USER_FIELDS, tweet_fields=_TWEET_FIELDS)
+            except (tweepy.BadRequest, tweepy.NotFound) as exc:
+                raise ConnectorError(self.name, f"X/Twitter refused a tweet lookup: "
+                                                f"{_api_message(exc)}") from exc
+
     def _search(self, x_query: str,
                 since_id: str | None) -> tuple[list[Mention], str | None, bool]:
         """All pages of one search: the mentions, the newest id seen, and whether more pages
@@ -349,6 +373,10 @@ class TwitterConnector(Connector):
             except (tweepy.BadRequest, tweepy.NotFound):
                 raise  # the query's own problem: handled per query
             except tweepy.HTTPException as exc:
+                if exc.response is not None and exc.response.status_code == 410:
+                    raise EndpointGone(self.name, f"X/Twitter says {_url(exc.response)} is gone "
+                                                  "(HTTP 410): the API changed; check api_url "
+                                                  "and update Uproar") from exc
                 raise ConnectorError(self.name, f"unexpected answer from "
                                                 f"{_url(exc.response)}: {_first_line(exc)}"
                                      ) from exc

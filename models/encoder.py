@@ -161,6 +161,13 @@ class MiniLM(nn.Module):
         self.load_state_dict(own, strict=True, assign=True)
 
 
+def _runs(name: str, depth: int) -> bool:
+    """Whether parameter ``name`` of a fine-tuned state belongs to a layer that runs."""
+    if not name.startswith("layers."):
+        return True
+    return int(name.split(".")[1]) < depth
+
+
 class _CalibratedInt8Input(nn.Module):
     """Runs a Linear layer (int8 after ``quantize_int8``) on calibrated, batch-independent input.
 
@@ -269,6 +276,7 @@ class SentenceEncoder:
         smooth_alpha: float = SMOOTH_ALPHA,
         threads: int | None = None,
         cache_size: int = CACHE_SIZE,
+        layer_state: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
@@ -284,6 +292,11 @@ class SentenceEncoder:
                 raise ValueError(f"pool_layers {self.pool_layers} outside 0..{layers}")
             model = MiniLM(config, depth)
             model.load_bert_weights(self.path / "model.safetensors")
+            if layer_state:  # fine-tuned layers (models.finetune) replace the package's
+                # Copies: int8 calibration scales the weights in place, and the caller's
+                # tensors may build another encoder (training builds several).
+                wanted = {k: v.clone() for k, v in layer_state.items() if _runs(k, depth)}
+                model.load_state_dict(wanted, strict=False, assign=True)
         except Exception as e:  # OSError, ValueError, KeyError; tokenizers raises plain Exception
             raise ModelError(
                 f"cannot load the MiniLM encoder from {self.path}: {e}; "

@@ -53,7 +53,9 @@ def map_labels(id2label: Mapping[int, str]) -> dict[int, str]:
 class TransformersClassifier(Classifier):
     """A ``AutoModelForSequenceClassification`` checkpoint, run on CPU in length-sorted batches."""
 
-    def __init__(self, spec: str, *, batch_size: int = 32) -> None:
+    def __init__(
+        self, spec: str, *, batch_size: int = 32, labels: Mapping[str, str] | None = None
+    ) -> None:
         if not Path(spec).exists() and not _in_hub_cache(spec):  # fail fast, before transformers
             raise ModelError(
                 f"model {spec!r} not found locally; download it with `hf download {spec}` "
@@ -82,7 +84,8 @@ class TransformersClassifier(Classifier):
                 f"download it with `hf download {spec}` or set classifier.model to a local folder"
             ) from e
         self.model.eval()
-        self.labels = map_labels(self.model.config.id2label)
+        id2label = self.model.config.id2label
+        self.labels = override_labels(id2label, labels) if labels else map_labels(id2label)
         self.batch_size = max(1, batch_size)
         self.name = spec
         self.version = _revision(spec)
@@ -112,6 +115,24 @@ class TransformersClassifier(Classifier):
             scores[self.labels[i]] += float(p)
         best = max(SENTIMENTS, key=scores.__getitem__)
         return Classification(sentiment=best, scores=scores, complaint=scores["negative"])
+
+
+def override_labels(id2label: Mapping[int, str], labels: Mapping[str, str]) -> dict[int, str]:
+    """The configured mapping (model label or index -> sentiment) for every model output."""
+    mapped: dict[int, str] = {}
+    for i, name in id2label.items():
+        target = labels.get(str(name), labels.get(str(i)))
+        if target is None:
+            raise ModelError(
+                f"classifier.labels does not map the model's label {name!r} (index {i}); "
+                f"map every one of {sorted(map(str, id2label.values()))}"
+            )
+        if target not in SENTIMENTS:
+            raise ModelError(
+                f"classifier.labels maps {name!r} to {target!r}; use negative, neutral or positive"
+            )
+        mapped[int(i)] = target
+    return mapped
 
 
 def _first_line(e: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from models.base import Classifier, ModelError
@@ -11,7 +12,9 @@ from models.minilm import BUNDLED_DIR, is_bundle, load_bundle
 _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # "name" or "owner/name"; anything else is a path
 
 
-def load_classifier(spec: str = "default", *, batch_size: int = 64) -> Classifier:
+def load_classifier(
+    spec: str = "default", *, batch_size: int = 64, labels: Mapping[str, str] | None = None
+) -> Classifier:
     """Load a classifier; raises ``ModelError`` with a one-line hint when it cannot.
 
     ``spec`` is one of:
@@ -20,7 +23,9 @@ def load_classifier(spec: str = "default", *, batch_size: int = 64) -> Classifie
     - a folder with ``meta.json`` + ``heads.npz`` (written by ``uproar train --output``);
     - a folder with a Hugging Face text-classification checkpoint, or a Hub model id already
       in the local Hugging Face cache (e.g. ``cardiffnlp/twitter-roberta-base-sentiment-latest``).
-      Its complaint probability is its negative probability (see ``models.hf``).
+      Its complaint probability is its negative probability (see ``models.hf``). ``labels``
+      maps its output labels (or indices) to negative/neutral/positive when their names do
+      not say it.
     """
     spec = (spec or "default").strip()
     if spec == "default":
@@ -45,4 +50,6 @@ def load_classifier(spec: str = "default", *, batch_size: int = 64) -> Classifie
         )
     from models.hf import TransformersClassifier
 
-    return TransformersClassifier(str(folder) if folder.is_dir() else spec, batch_size=batch_size)
+    return TransformersClassifier(
+        str(folder) if folder.is_dir() else spec, batch_size=batch_size, labels=labels
+    )

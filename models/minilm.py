@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from models.base import SENTIMENTS, Classification, Classifier, ModelError
 from models.encoder import REVISION, SMOOTH_ALPHA, SentenceEncoder
@@ -24,6 +25,7 @@ from models.text import normalize_tweet
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 META_FILE = "meta.json"
 HEADS_FILE = "heads.npz"
+LAYERS_FILE = "encoder-layers.safetensors"  # fine-tuned encoder layers, float16
 RANGES_PREFIX = "encoder.range."  # heads.npz: int8 calibration, [min, max] per Linear input
 
 
@@ -37,6 +39,16 @@ class EncoderSettings:
     smooth_alpha: float = SMOOTH_ALPHA
     # Input ranges from SentenceEncoder.calibrate; empty = plain dynamic int8.
     ranges: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    # Fine-tuned encoder layers (models.finetune); empty = the package's weights as they are.
+    layers: dict[str, torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
+
+    def layers_digest(self) -> str:
+        """SHA-256 of the fine-tuned layers at float16 precision (what the bundle stores)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.layers):
+            digest.update(name.encode())
+            digest.update(self.layers[name].to(torch.float16).numpy().tobytes())
+        return digest.hexdigest()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,11 +57,17 @@ class EncoderSettings:
             "quantize": self.quantize,
             "normalize": "tweet" if self.normalize else "none",
             "smooth_alpha": self.smooth_alpha if self.ranges else None,
+            "finetuned": (
+                {"file": LAYERS_FILE, "sha256": self.layers_digest()} if self.layers else None
+            ),
         }
 
     @classmethod
     def from_json(
-        cls, data: dict[str, Any], ranges: dict[str, np.ndarray] | None = None
+        cls,
+        data: dict[str, Any],
+        ranges: dict[str, np.ndarray] | None = None,
+        layers: dict[str, torch.Tensor] | None = None,
     ) -> EncoderSettings:
         return cls(
             pool_layers=tuple(int(x) for x in data.get("pool_layers", (6,))),
@@ -57,6 +75,7 @@ class EncoderSettings:
             normalize=data.get("normalize", "tweet") == "tweet",
             smooth_alpha=float(data.get("smooth_alpha") or SMOOTH_ALPHA),
             ranges=ranges or {},
+            layers=layers or {},
         )
 
     def fingerprint(self) -> str:
@@ -81,6 +100,7 @@ class EncoderSettings:
             ranges=self.ranges,
             smooth_alpha=self.smooth_alpha,
             batch_size=batch_size,
+            layer_state=self.layers,
         )
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -115,6 +135,10 @@ class MiniLMClassifier(Classifier):
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(self.settings.prepare(texts))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The encoder's sentence embedding of each text (story grouping); cached after classify."""
+        return self.features(texts)
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
         if not texts:
@@ -156,6 +180,13 @@ def save_bundle(
         {RANGES_PREFIX + k: np.asarray(v, np.float32) for k, v in settings.ranges.items()}
     )
     np.savez_compressed(folder / HEADS_FILE, **arrays)  # type: ignore[arg-type]
+    if settings.layers:
+        from safetensors.torch import save_file
+
+        half = {k: v.to(torch.float16).contiguous() for k, v in settings.layers.items()}
+        save_file(half, str(folder / LAYERS_FILE))
+    elif (folder / LAYERS_FILE).exists():
+        (folder / LAYERS_FILE).unlink()
     meta = {**meta, "encoder": settings.to_json(), "labels": list(SENTIMENTS)}
     (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
 
@@ -187,7 +218,10 @@ def load_bundle(folder: Path = BUNDLED_DIR, *, batch_size: int = 64) -> MiniLMCl
     ranges = {
         k.removeprefix(RANGES_PREFIX): v for k, v in arrays.items() if k.startswith(RANGES_PREFIX)
     }
-    settings = EncoderSettings.from_json(meta.get("encoder", {}), ranges)
+    encoder_meta = meta.get("encoder", {})
+    settings = EncoderSettings.from_json(
+        encoder_meta, ranges, _load_layers(folder, encoder_meta.get("finetuned"))
+    )
     return MiniLMClassifier(
         settings.build(batch_size=batch_size),
         settings,
@@ -198,3 +232,20 @@ def load_bundle(folder: Path = BUNDLED_DIR, *, batch_size: int = 64) -> MiniLMCl
         labels=meta.get("labels", SENTIMENTS),
         meta=meta,
     )
+
+
+def _load_layers(folder: Path, finetuned: Any) -> dict[str, torch.Tensor]:
+    """The bundle's fine-tuned encoder layers (float32), checked against meta.json's digest."""
+    if not finetuned:
+        return {}
+    path = folder / str(finetuned.get("file", LAYERS_FILE))
+    try:
+        from safetensors.torch import load_file
+
+        layers = {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
+    except Exception as e:  # OSError, SafetensorError
+        raise ModelError(f"cannot read {path}: {e}; retrain with: uproar train") from e
+    settings = EncoderSettings(layers=layers)
+    if finetuned.get("sha256") and settings.layers_digest() != finetuned["sha256"]:
+        raise ModelError(f"{path} does not match {folder / META_FILE}; retrain with: uproar train")
+    return layers

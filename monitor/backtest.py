@@ -11,6 +11,10 @@ Two inputs, same detection:
   in time order through a server-side cursor — no model needed;
 * a replay file (:func:`classify_mentions`): mentions in the DESIGN.md JSON shape, matched to
   the config's brands with :class:`BrandMatcher` and classified with the configured model.
+
+With a :class:`StoryStage` (as ``uproar backtest`` passes), complaints are also grouped into
+stories — by key phrases only, so both inputs agree — and story-growth and high-reach signals
+join the volume signals, each volume signal naming its story.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from models.base import Classifier
 from monitor.archive import Archive
 from monitor.clock import floor_time
 from monitor.detect.brand import BrandMonitor, DetectionSettings
+from monitor.detect.stage import StoryStage
 from monitor.durations import format_duration
 from monitor.pipeline import example_of
 from monitor.query import BrandMatcher
@@ -168,8 +173,8 @@ def classify_mentions(
     for start in range(0, len(matched), batch_size):
         chunk = matched[start : start + batch_size]
         results = classifier.classify([m.text for m, _ in chunk])
-        for (mention, brands), result in zip(chunk, results, strict=True):
-            out.append(Classified(mention, brands, float(result.complaint)))
+        for (mention, keys), result in zip(chunk, results, strict=True):
+            out.append(Classified(mention, keys, float(result.complaint)))
         if progress is not None:
             progress(len(chunk))
     out.sort(key=lambda item: item.mention.created_at)
@@ -277,6 +282,7 @@ def run_backtest(
     until: datetime | None = None,
     monitor: BrandMonitor | None = None,
     join_window: timedelta = timedelta(hours=6),
+    stories: StoryStage | None = None,
 ) -> BacktestResult:
     """Drive a :class:`BrandMonitor` over ``items`` (oldest first) and collect its signals.
 
@@ -285,6 +291,8 @@ def run_backtest(
     complaint's window and one more bucket have closed (as ``uproar replay`` does).
     ``monitor``: a monitor already seeded (see :func:`seed_from_archive`). ``join_window``:
     as ``alerts.join_window``, groups the signals into incidents (see :class:`BacktestResult`).
+    ``stories``: also group complaints into stories and add story-growth and spread signals,
+    as the daemon does (an in-memory stage: nothing is stored).
     """
     names = dict(brand_names or {})
     watched = set(brands) if brands is not None else None
@@ -314,7 +322,7 @@ def run_backtest(
             next_detect = floor_time(at, bucket) + bucket
         assert next_detect is not None
         while next_detect <= at:
-            result.signals.extend(monitor.evaluate(next_detect))
+            result.signals.extend(_evaluate(monitor, stories, next_detect))
             next_detect += bucket
         last = at
         for key in keys:
@@ -325,13 +333,15 @@ def run_backtest(
         example = example_of(item.mention)
         for key in keys:
             monitor.observe(key, names.get(key, key), at, example)
+        if stories is not None:
+            stories.add_complaint(item.mention, keys, at)
     if last is None or next_detect is None:
         result.started = since
         result.ended = until
     else:
         end = until if until is not None else last + settings.window + bucket
         while next_detect <= end:
-            result.signals.extend(monitor.evaluate(next_detect))
+            result.signals.extend(_evaluate(monitor, stories, next_detect))
             next_detect += bucket
         result.ended = end
     if brands is None:
@@ -339,6 +349,11 @@ def run_backtest(
     result.signals.sort(key=lambda s: (s.at, s.brand))
     result.incidents = number_incidents(result.signals, join_window)
     return result
+
+
+def _evaluate(monitor: BrandMonitor, stories: StoryStage | None, at: datetime) -> list[Signal]:
+    signals = monitor.evaluate(at)
+    return signals if stories is None else stories.evaluate(signals, at)
 
 
 def number_incidents(signals: Sequence[Signal], join_window: timedelta) -> list[int]:
@@ -373,6 +388,8 @@ def signal_json(signal: Signal, incident: int, new: bool) -> dict[str, Any]:
         "alert": "new" if new else "update",
         "brand": signal.brand,
         "brand_name": signal.brand_name,
+        "kind": signal.kind,
+        "story": signal.story_title,
         "severity": signal.severity,
         "count": signal.count,
         "window": format_duration(signal.window),

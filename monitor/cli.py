@@ -7,6 +7,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,15 +15,20 @@ from monitor import __version__
 from monitor.cli_common import CONFIG_OPTION, UproarGroup
 from monitor.errors import ConfigError
 
+if TYPE_CHECKING:
+    from monitor.config import Config
 
-def setup_logging(level: str = "INFO") -> None:
-    # Under systemd the journal adds timestamps; on a terminal we add our own.
-    fmt = "%(levelname)s %(name)s: %(message)s"
-    if sys.stderr.isatty():
-        fmt = "%(asctime)s " + fmt
-    logging.basicConfig(level=getattr(logging, level), format=fmt, stream=sys.stderr, force=True)
-    for noisy in ("apscheduler", "httpx", "httpcore", "urllib3", "slack_sdk"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+
+def setup_logging(
+    level: str = "INFO", config: Config | None = None, fmt: str | None = None
+) -> None:
+    """Plain or JSON lines on stderr (``logging.format``, or ``fmt``); ``config``'s secrets and
+    anything shaped like a credential are redacted (``monitor.logging_setup``)."""
+    from monitor.logging_setup import config_secrets, configure
+
+    chosen = fmt or (config.logging.format if config is not None else "plain")
+    secrets = config_secrets(config) if config is not None else ()
+    configure(level, "json" if chosen == "json" else "plain", secrets)
 
 
 @click.group(cls=UproarGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,13 +47,16 @@ def cli() -> None:
 
 @cli.command("check-config")
 @CONFIG_OPTION
-def check_config(config_path: Path) -> None:
+@click.option("--explain", default=None, metavar="KEY=VALUE,...",
+              help="Also show which route, policy and quiet hours a sample alert would take.")
+def check_config(config_path: Path, explain: str | None) -> None:
     """Validate a config file: print every problem with its YAML path and line (exit 1), or a
     summary of brands, sources, schedules and where alerts go.
 
     \b
     Example:
       uproar check-config -c /etc/uproar/config.yaml
+      uproar check-config -c config.yaml --explain brand=united,severity=warning,source=twitter
     """
     from monitor.config import load_config
     from monitor.sources import source_problems
@@ -59,11 +68,18 @@ def check_config(config_path: Path) -> None:
         raise ConfigError(problems, str(config_path))
     for line in summarize(loaded):
         click.echo(line)
+    if explain is not None:
+        from monitor.cli_alerts import explain_route
+
+        for line in explain_route(loaded.config, explain):
+            click.echo(line)
 
 
 @cli.command("run")
 @CONFIG_OPTION
-def run(config_path: Path) -> None:
+@click.option("--log-format", type=click.Choice(["plain", "json"]), default=None,
+              help="Log lines as plain text or JSON objects (default: logging.format).")
+def run(config_path: Path, log_format: str | None) -> None:
     """Run the daemon: poll every enabled source on its schedule, classify, archive, detect
     spikes and alert. Stops cleanly on SIGTERM or Ctrl-C (the current batch is finished);
     SIGHUP reloads the config file (an invalid one is logged and the old config keeps running).
@@ -71,6 +87,7 @@ def run(config_path: Path) -> None:
     \b
     Example:
       uproar run -c config.yaml
+      uproar run -c config.yaml --log-format json
       systemctl reload uproar     # sends SIGHUP
     """
     from monitor.app import build_app, load_model
@@ -83,7 +100,7 @@ def run(config_path: Path) -> None:
     problems = source_problems(loaded.config)
     if problems:
         raise ConfigError(problems, str(config_path))
-    setup_logging(loaded.config.logging.level)
+    setup_logging(loaded.config.logging.level, loaded.config, log_format)
     log = logging.getLogger("uproar")
     clock = SystemClock()
     model = None
@@ -115,7 +132,7 @@ def run(config_path: Path) -> None:
                 )
             else:
                 loaded = candidate
-                setup_logging(loaded.config.logging.level)
+                setup_logging(loaded.config.logging.level, loaded.config, log_format)
                 log.info("config reloaded from %s", config_path)
             if not signals.rearm():
                 return
@@ -141,7 +158,7 @@ def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
     from monitor.sources import brand_queries, enabled_connectors
 
     loaded = load_config(config_path)
-    setup_logging(loaded.config.logging.level)
+    setup_logging(loaded.config.logging.level, loaded.config)
     connectors = enabled_connectors(loaded.config, source)
     clock = SystemClock()
     app = build_app(loaded.config, clock, console=sys.stderr)
@@ -198,7 +215,7 @@ def replay_cmd(
     if instant and speed:
         raise click.UsageError("choose --speed N or --instant, not both")
     loaded = load_config(config_path)
-    setup_logging("WARNING")
+    setup_logging("WARNING", loaded.config)
     mentions, bad = read_mentions(file)
     for line in bad:
         click.echo(f"uproar: skipped {line}", err=True)
@@ -244,13 +261,22 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 
 def _register_optional() -> None:
     """Commands that live in their own modules."""
+    from monitor.cli_alerts import alerts
     from monitor.cli_analyst import export, query, stats
     from monitor.cli_backtest import backtest
     from monitor.cli_classify import classify, train
     from monitor.cli_detect import detect
+    from monitor.cli_maintain import maintain
+    from monitor.cli_serve import serve
 
-    for command in (classify, train, detect, query, stats, export, backtest):
+    for command in (classify, train, detect, query, stats, export, backtest, serve, alerts):
         cli.add_command(command)
+    from monitor.cli_sources import sources
+    from monitor.cli_stories import stories
+
+    cli.add_command(sources)
+    cli.add_command(stories)
+    cli.add_command(maintain)
 
 
 _register_optional()

@@ -140,8 +140,8 @@ def backtest(
     if start is not None and end is not None and start >= end:
         raise BacktestError("--since must be before --until")
     config = _load_config(ctx, config_path, needed=replay_file is not None or not archive_url)
-    overrides = dict(threshold=threshold, min_count=min_count, window=window, bucket=bucket,
-                     cooldown=cooldown)
+    overrides: dict[str, Any] = dict(threshold=threshold, min_count=min_count, window=window,
+                                     bucket=bucket, cooldown=cooldown)
     if replay_file is not None:
         assert config is not None
         result = backtest_replay(
@@ -204,10 +204,12 @@ def backtest_replay(
             progress=lambda n: bar.advance(task, n),
         )
         bar.update(task, completed=len(mentions))
+    names = {b.key: b.name for b in config.brands}
     return run_backtest(
         items, settings, complaint_threshold=threshold, brands=keys,
-        brand_names={b.key: b.name for b in config.brands}, since=since, until=until,
+        brand_names=names, since=since, until=until,
         join_window=config.alerts.join_window,
+        stories=_story_stage(config.detection, threshold, names, settings.min_count),
     )
 
 
@@ -263,6 +265,7 @@ def backtest_archive(
                 settings, complaint_threshold=threshold, brands=keys, brand_names=names,
                 since=start, until=until, monitor=monitor,
                 join_window=(config.alerts if config else AlertsConfig()).join_window,
+                stories=_story_stage(detection, threshold, names, settings.min_count),
             )
             # Only complaints were read; count every mention of the watched brands once.
             result.mentions = archive.count_mentions(brand=brand, since=since, until=until)
@@ -275,6 +278,24 @@ def backtest_archive(
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _story_stage(detection: Any, threshold: float, names: dict[str, str], min_count: int) -> Any:
+    """Stories as the daemon groups them, by key phrases only: the archive mode has no model,
+    and both modes must agree (the daemon also uses the classifier's embeddings)."""
+    from monitor.detect.stage import build_story_stage
+    from monitor.pipeline import example_of
+
+    return build_story_stage(
+        engine=None,
+        classifier=None,
+        example_of=example_of,
+        complaint_threshold=threshold,
+        brand_names=names,
+        story_similarity=detection.story_similarity,
+        high_reach_followers=detection.high_reach_followers,
+        min_count=min_count,
+    )
 
 
 def _load_config(ctx: click.Context, path: Path, *, needed: bool) -> Config | None:

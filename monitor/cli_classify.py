@@ -83,6 +83,7 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
 Examples:
   echo "@united you broke my guitar and nobody cares" | uproar classify
   uproar classify --input mentions.jsonl --model cardiffnlp/twitter-roberta-base-sentiment-latest
+  uproar classify -i labelled.jsonl -m default -m ./my-model    # compare two models
 \b
 Output, one line per input line:
   {"sentiment": "negative", "scores": {"negative": 0.93, "neutral": 0.05, "positive": 0.02},
@@ -91,10 +92,15 @@ Output, one line per input line:
 @click.option(
     "--model",
     "-m",
-    default="default",
+    "models",
+    multiple=True,
+    default=("default",),
     show_default=True,
     help="'default' (bundled MiniLM), a folder written by 'uproar train', or a Hugging Face "
-    "text-classification model id/folder available offline.",
+    "text-classification model id/folder available offline. Repeat to compare models on the "
+    "same input: each line then holds every model's result, and a comparison table (speed, "
+    "agreement, and accuracy when JSONL lines carry \"sentiment\"/\"complaint\" labels) goes "
+    "to stderr.",
 )
 @click.option(
     "--input",
@@ -112,7 +118,7 @@ Output, one line per input line:
     type=click.IntRange(1, 4096),
     help="Texts per model forward pass.",
 )
-def classify(model: str, source: IO[str], batch_size: int) -> None:
+def classify(models: tuple[str, ...], source: IO[str], batch_size: int) -> None:
     """Classify texts: sentiment (negative/neutral/positive) and complaint probability.
 
     Reads one text per line (a line that is a JSON object with a "text" key counts as that
@@ -120,8 +126,13 @@ def classify(model: str, source: IO[str], batch_size: int) -> None:
     """
     from models.loader import load_classifier
 
+    if len(models) > 1:
+        from monitor.compare import compare_models
+
+        compare_models(models, source, batch_size)
+        return
     try:
-        classifier = load_classifier(model, batch_size=batch_size)
+        classifier = load_classifier(models[0], batch_size=batch_size)
     except ModelError:
         raise  # the uproar group prints it as one line
     for batch in read_batches(source):

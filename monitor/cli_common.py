@@ -29,12 +29,16 @@ class UproarGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
+            from monitor.logging_setup import redact
+
             click.echo(f"uproar: {exc.source}: invalid configuration:", err=True)
             for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
+                click.echo(f"  {redact(problem)}", err=True)
             ctx.exit(1)
         except (UproarError, ModelError) as exc:
-            first, *rest = str(exc).splitlines() or [""]
+            from monitor.logging_setup import redact
+
+            first, *rest = redact(str(exc)).splitlines() or [""]
             click.echo(f"uproar: error: {first}", err=True)
             for line in rest:
                 click.echo(f"  {line}", err=True)

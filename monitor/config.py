@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.alerts.rules import RoutingConfig
 from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError, QueryError
 from monitor.yamlsource import LoadedYaml, format_path, load_yaml
@@ -42,6 +43,7 @@ class BrandConfig(_Strict):
     name: str = Field(min_length=1)
     query: str = Field(min_length=1)
     feeds: list[str] = Field(default_factory=list)  # RSS/Atom feeds about this brand only
+    handles: list[str] = Field(default_factory=list)  # the brand's own accounts (@united)
 
     @field_validator("query")
     @classmethod
@@ -55,14 +57,44 @@ class BrandConfig(_Strict):
         return value
 
 
+def _retention(value: object) -> timedelta:
+    """A retention period: a duration like 90d, or 0 / "forever" to keep for ever."""
+    if value in (0, "0", "forever"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+Retention = Annotated[
+    timedelta, BeforeValidator(_retention), PlainSerializer(format_duration, return_type=str)
+]
+
+
+class RetentionConfig(_Strict):
+    # How long to keep each kind of data; 0 keeps it forever. Hourly volume is always kept.
+    raw_payloads: Retention = timedelta(days=90)
+    mentions: Retention = timedelta(0)
+
+
 class ArchiveConfig(_Strict):
     url: str = "sqlite:///uproar.db"
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+
+class ServeConfig(_Strict):
+    listen: str = "127.0.0.1:8080"  # `uproar serve`: the read-only API and dashboard
+    token: str = ""  # bearer token; required when listen is not a loopback address
 
 
 class ClassifierConfig(_Strict):
     model: str = "default"
     batch_size: int = Field(default=64, ge=1, le=4096)
     complaint_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Non-English mentions: classified by this model (a multilingual Hugging Face model id or
+    # folder); empty: stored unclassified, never scored by the English model.
+    multilingual_model: str = ""
+    # A Hugging Face model's output labels (name or index) -> negative/neutral/positive, for
+    # models whose label names do not say the sentiment (e.g. {LABEL_0: negative, ...}).
+    labels: dict[str, Literal["negative", "neutral", "positive"]] = Field(default_factory=dict)
 
 
 class DetectionConfig(_Strict):
@@ -72,6 +104,8 @@ class DetectionConfig(_Strict):
     cooldown: Duration = timedelta(hours=2)
     history: Duration = timedelta(days=14)  # archive history used to warm baselines at start
     examples: int = Field(default=3, ge=1, le=10)
+    story_similarity: float = Field(default=0.35, gt=0, le=1)  # to join a story (0-1)
+    high_reach_followers: int = Field(default=100_000, ge=1)  # a complaint from this big an author
 
     @model_validator(mode="after")
     def _window_fits(self) -> DetectionConfig:
@@ -82,6 +116,7 @@ class DetectionConfig(_Strict):
 
 class SlackConfig(_Strict):
     token: str = ""  # empty: alerts are printed to the console
+    app_token: str = ""  # xapp-… app-level token: Socket Mode buttons (ack, resolve, silence)
     channel: str = "#brand-alerts"
     api_url: str = "https://slack.com/api/"
     timeout: Duration = timedelta(seconds=10)
@@ -93,10 +128,11 @@ class SlackConfig(_Strict):
         return value if value.endswith("/") else value + "/"
 
 
-class AlertsConfig(_Strict):
+class AlertsConfig(RoutingConfig):  # routes, policies, inhibit, silences: monitor/alerts/rules.py
     slack: SlackConfig = Field(default_factory=SlackConfig)
     join_window: Duration = timedelta(hours=6)  # complaints this close join the open incident
     max_attempts: int = Field(default=8, ge=1)
+    ops_channel: str = ""  # Slack channel told once when a source's credentials are refused
 
 
 class HttpConfig(_Strict):
@@ -111,6 +147,15 @@ class HttpConfig(_Strict):
         return value
 
 
+class RefreshConfig(_Strict):
+    """Re-reading likes/reposts/replies of recent complaints, so detection sees them spread."""
+
+    enabled: bool = True
+    every: Duration = timedelta(minutes=10)
+    max_age: Duration = timedelta(hours=48)  # complaints posted longer ago are left alone
+    max_items: int = Field(default=500, ge=1, le=100_000)  # per source per refresh
+
+
 class SourceConfig(_Strict):
     enabled: bool = False
     api_url: str = ""
@@ -118,6 +163,7 @@ class SourceConfig(_Strict):
     jitter: Duration = timedelta(seconds=30)
     timeout: Duration = timedelta(seconds=20)
     lookback: Duration = timedelta(days=1)  # first poll: keep this much history, alert on none
+    refresh: RefreshConfig | None = None  # None: the top-level refresh settings
 
     @field_validator("every")
     @classmethod
@@ -138,6 +184,9 @@ class RSSSourceConfig(SourceConfig):
     enabled: bool = True
     feeds: list[str] = Field(default_factory=list)
     max_bytes: int = Field(default=5_000_000, ge=1024)
+    concurrency: int = Field(default=8, ge=1, le=64)  # feeds fetched at once, all hosts
+    per_host: int = Field(default=2, ge=1, le=16)  # requests at once to one host
+    host_interval: Duration = timedelta(seconds=1)  # between request starts to one host
 
     @field_validator("feeds")
     @classmethod
@@ -196,7 +245,17 @@ class HackerNewsSourceConfig(SourceConfig):
     max_pages: int = Field(default=10, ge=1, le=100)
 
 
+class PluginSourceConfig(SourceConfig):
+    """A source added by a plugin package: the common keys, plus any the plugin reads."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
 class SourcesConfig(_Strict):
+    # Other keys are sources of installed plugins (monitor.sources checks they are installed).
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, PluginSourceConfig] = Field(init=False)
+
     rss: RSSSourceConfig = Field(default_factory=RSSSourceConfig)
     twitter: TwitterSourceConfig = Field(default_factory=TwitterSourceConfig)
     reddit: RedditSourceConfig = Field(default_factory=RedditSourceConfig)
@@ -205,16 +264,20 @@ class SourcesConfig(_Strict):
     mastodon: MastodonSourceConfig = Field(default_factory=MastodonSourceConfig)
     hackernews: HackerNewsSourceConfig = Field(default_factory=HackerNewsSourceConfig)
 
-    def enabled(self) -> dict[str, SourceConfig]:
+    def all(self) -> dict[str, SourceConfig]:
+        """Every configured source: the built-in ones, then plugins' in config order."""
         return {
-            name: getattr(self, name)
-            for name in type(self).model_fields
-            if getattr(self, name).enabled
+            **{name: getattr(self, name) for name in type(self).model_fields},
+            **(self.model_extra or {}),
         }
+
+    def enabled(self) -> dict[str, SourceConfig]:
+        return {name: source for name, source in self.all().items() if source.enabled}
 
 
 class LoggingConfig(_Strict):
     level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    format: str = Field(default="plain", pattern=r"^(plain|json)$")  # json: one object a line
 
 
 class Config(_Strict):
@@ -224,7 +287,9 @@ class Config(_Strict):
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)  # a source's refresh: wins
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("brands")

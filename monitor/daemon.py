@@ -18,7 +18,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from monitor.app import App
 from monitor.durations import format_duration
 from monitor.health import HealthServer, HealthState, archive_ping
+from monitor.leader import ScaleOut
 from monitor.metrics import Metrics
+from monitor.ops import OpsNotifier
+from monitor.refresh import build_refreshers, schedule_refreshers
 from monitor.runner import PollOutcome, SourceRunner
 from monitor.sources import brand_queries, enabled_connectors
 from monitor.systemd import sd_notify
@@ -43,9 +46,11 @@ class Daemon:
                 app.clock,
                 getattr(app.config.sources, name).every,
                 getattr(app.config.sources, name).lookback,
+                ops=OpsNotifier(app.pipeline.dispatcher.sender, app.config.alerts.ops_channel),
             )
-            for name, connector in enabled_connectors(app.config).items()
+            for name, connector in enabled_connectors(app.config, clock=app.clock.now).items()
         ]
+        self.refreshers = build_refreshers(app, self.runners)  # engagement of recent complaints
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -59,9 +64,14 @@ class Daemon:
         self.http = HealthServer(app.config.http.listen, self.health, self.metrics, app.clock)
         self.watchdog = Watchdog.from_environ(self.health, app.clock, os.environ)
         app.pipeline.on_classify = self.metrics.observe_classify
+        # PostgreSQL shared by several daemons: who polls what, who alerts (SQLite: all, here).
+        self.scaleout = ScaleOut(app, [r.name for r in self.runners], self.health)
 
     def _poll(self, runner: SourceRunner) -> PollOutcome:
+        if not self.scaleout.may_poll(runner.name):  # another process polls it
+            return PollOutcome(runner.name, ok=True, skipped=True)
         outcome = runner.poll_once()
+        self.scaleout.after_poll(outcome.mentions)
         at = self.app.clock.now()
         self.metrics.record_poll(outcome, failures=runner.failures, at=at)
         self.health.record_poll(outcome, failures=runner.failures, at=at)
@@ -69,6 +79,8 @@ class Daemon:
 
     def _detect(self) -> None:
         try:
+            if not self.scaleout.lead():  # only the leader detects and alerts
+                return
             signals = self.app.pipeline.evaluate()
         except Exception:
             log.exception("detection failed (a bug, please report it)")
@@ -77,8 +89,11 @@ class Daemon:
         self.health.record_detection(self.app.clock.now())
 
     def _deliver(self) -> None:
+        if not self.scaleout.is_leader:
+            return
         try:
-            report = self.app.pipeline.deliver()
+            alerting = self.app.alerting
+            report = alerting.tick() if alerting else self.app.pipeline.deliver()
             pending = self.app.pipeline.dispatcher.pending_count()
         except Exception:
             log.exception("alert delivery failed (a bug, please report it)")
@@ -111,6 +126,7 @@ class Daemon:
                 next_run_time=now,
             )
             log.info("source %s: polling every %s", runner.name, format_duration(source.every))
+        schedule_refreshers(self.scheduler, self.refreshers, now)
         self.scheduler.add_job(
             self._detect, IntervalTrigger(seconds=detection.bucket.total_seconds()), id="detect"
         )
@@ -120,7 +136,10 @@ class Daemon:
             id="deliver",
             next_run_time=now,
         )
+        self.scaleout.start(self.scheduler)
         self.scheduler.start()
+        if self.app.alerting is not None:
+            self.app.alerting.start()  # Slack buttons over Socket Mode, when configured
         self.health.set_scheduler_alive(True, self.app.clock.now())
         self.metrics.set_up(True)
         brands = ", ".join(b.name for b in config.brands)
@@ -136,11 +155,14 @@ class Daemon:
         log.info("stopping: finishing the current batch")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.scaleout.close()
         self.health.set_scheduler_alive(False, self.app.clock.now())
         self.metrics.set_up(False)
         self.http.stop()
         for runner in self.runners:
             runner.connector.close()
+        if self.app.alerting is not None:
+            self.app.alerting.stop()
         self.app.close()
         log.info("stopped cleanly")
 

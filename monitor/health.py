@@ -75,6 +75,7 @@ class SourceHealth:
     last_success: datetime | None = None
     last_failure: datetime | None = None
     last_error: str | None = None
+    standby: bool = False  # scale-out: another process polls it (``monitor.leader``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,16 @@ class HealthState:
     def add_source(self, name: str, every: timedelta, at: datetime) -> None:
         with self._lock:
             self._sources[name] = SourceHealth(name, every, at)
+
+    def set_standby(self, name: str, standby: bool, at: datetime) -> None:
+        """Scale-out: ``name`` is polled by another process (True) or by this one again."""
+        with self._lock:
+            source = self._sources.get(name)
+            if source is None or source.standby == standby:
+                return
+            source.standby = standby
+            if not standby:
+                source.since = at  # a fresh grace period for the source just taken over
 
     def record_poll(self, outcome: PollOutcome, *, failures: int, at: datetime) -> None:
         """One finished poll; ``failures`` is the runner's consecutive-failure count after it."""
@@ -250,7 +261,11 @@ class HealthState:
 
             sources: dict[str, dict[str, Any]] = {}
             for s in self._sources.values():
-                silent_since = s.last_success or s.since
+                if s.standby:
+                    sources[s.name] = {"status": "standby", "consecutive_failures": 0,
+                                       "every_seconds": s.every.total_seconds()}
+                    continue
+                silent_since = max(s.last_success or s.since, s.since)
                 # per source: "failing" from the first failed poll; the daemon as a whole is only
                 # degraded from FAILURES_DEGRADED on.
                 source_status = "failing" if s.failures else "ok"

@@ -11,18 +11,20 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 from connectors.base import Mention
 from models.base import Classification, Classifier
+from models.language import detect_language, is_english
 from monitor.alerts.dispatch import DeliveryReport, Dispatcher
 from monitor.alerts.incidents import IncidentBook
 from monitor.archive import Archive
 from monitor.archive.records import StoredMention
 from monitor.clock import Clock
 from monitor.detect.brand import BrandMonitor
+from monitor.detect.stage import StoryStage
 from monitor.query import BrandMatcher
 from monitor.signals import Example, Signal
 
@@ -70,6 +72,7 @@ class Pipeline:
         complaint_threshold: float,
         fresh_within: timedelta,
         batch_size: int = 64,
+        stories: StoryStage | None = None,
     ) -> None:
         self.archive = archive
         self.classifier = classifier
@@ -84,9 +87,13 @@ class Pipeline:
         # arrivals are archived but must not look like a spike happening now.
         self.fresh_within = fresh_within
         self.batch_size = batch_size
+        # Story grouping and spread signals (monitor.detect.stage); None: volume signals only.
+        self.stories = stories
         self._lock = threading.Lock()
         # Called with the seconds each classifier batch took (the daemon feeds its metrics).
         self.on_classify: Callable[[float], None] | None = None
+        # Classifies non-English mentions (classifier.multilingual_model); None: unclassified.
+        self.multilingual: Classifier | None = None
 
     # -- stages --------------------------------------------------------------------------
 
@@ -132,6 +139,30 @@ class Pipeline:
                 self.on_classify(time.perf_counter() - began)
         return results
 
+    def classify_by_language(
+        self, mentions: Sequence[Mention]
+    ) -> list[tuple[Mention, Classification | None, Classifier | None]]:
+        """Each mention (its ``lang`` filled in when the source did not say) with its result.
+
+        English goes to the main classifier; other languages to ``multilingual`` when one is
+        configured, else they stay unclassified (``None``): never scored as if English.
+        """
+        tagged = [
+            m if m.lang else replace(m, lang=detect_language(m.text) or None) for m in mentions
+        ]
+        english = [i for i, m in enumerate(tagged) if is_english(m.text, m.lang)]
+        other = [i for i in range(len(tagged)) if i not in set(english)]
+        out: list[tuple[Mention, Classification | None, Classifier | None]] = [
+            (m, None, None) for m in tagged
+        ]
+        for i, c in zip(english, self.classify([tagged[i] for i in english]), strict=True):
+            out[i] = (tagged[i], c, self.classifier)
+        if other and self.multilingual is not None:
+            found = self.multilingual.classify([tagged[i].text for i in other])
+            for i, c in zip(other, found, strict=True):
+                out[i] = (tagged[i], c, self.multilingual)
+        return out
+
     # -- the whole pass -------------------------------------------------------------------
 
     def ingest(
@@ -147,21 +178,25 @@ class Pipeline:
 
         ``backfill``: the batch is history (a source's first poll): archived, never alerted on.
         """
+        result = IngestResult(received=len(mentions))
+        matched, result.unmatched = self.match(mentions)
         with self._lock:
-            result = IngestResult(received=len(mentions))
-            matched, result.unmatched = self.match(mentions)
             fresh, seen = self.split_known(matched)
+        # Classification runs outside the lock: another source's batch is matched, classified
+        # and stored meanwhile (a source never races itself: its runner polls one at a time,
+        # and the archive turns a repeated mention into an engagement update anyway).
+        classified = self.classify_by_language([m for m, _ in fresh])
+        with self._lock:
             result.duplicates = len(seen)
-            classifications = self.classify([m for m, _ in fresh])
             batch = [
                 StoredMention(
                     mention=m,
                     brands=tuple(brands),
                     classification=c,
-                    model_name=self.classifier.name,
-                    model_version=self.classifier.version,
+                    model_name=model.name if model else None,
+                    model_version=model.version if model else None,
                 )
-                for (m, brands), c in zip(fresh, classifications, strict=True)
+                for (_, brands), (m, c, model) in zip(fresh, classified, strict=True)
             ]
             updates = [
                 StoredMention(mention=m, brands=tuple(b), classification=None, model_name=None,
@@ -178,7 +213,24 @@ class Pipeline:
                 result.new = list(stored.inserted)
             if not backfill:
                 self._observe(result.new)
+            self._group(result.new, seen, quiet=backfill)
             return result
+
+    def _group(
+        self,
+        new: Sequence[StoredMention],
+        refreshed: Sequence[tuple[Mention, list[str]]],
+        *,
+        quiet: bool,
+    ) -> None:
+        if self.stories is None:
+            return
+        try:
+            self.stories.ingest(
+                new, refreshed, self.clock.now(), fresh_within=self.fresh_within, quiet=quiet
+            )
+        except Exception:  # the batch is archived; a story bug must not fail the source's poll
+            log.exception("grouping %d mentions into stories failed", len(new))
 
     def _observe(self, stored: Sequence[StoredMention]) -> None:
         now = self.clock.now()
@@ -193,10 +245,19 @@ class Pipeline:
             for brand in item.brands:
                 self.monitor.observe(brand, self.brand_names.get(brand, brand), at, example)
 
+    def refreshed(self, mentions: Sequence[Mention]) -> None:
+        """Mentions whose engagement a source re-read (``monitor.refresh``): spread signals."""
+        if self.stories is None or not mentions:
+            return
+        with self._lock:
+            self._group([], [(m, []) for m in mentions], quiet=False)
+
     def evaluate(self) -> list[Signal]:
         """Run detection at the clock's now and record every signal as an incident + outbox row."""
         with self._lock:
             signals = self.monitor.evaluate(self.clock.now())
+            if self.stories is not None:
+                signals = self.stories.evaluate(signals, self.clock.now())
             for signal in signals:
                 self.incidents.record(signal)
                 log.info(
@@ -220,5 +281,8 @@ class Pipeline:
             for bucket_start, count in counts:
                 self.monitor.seed(brand, bucket_start, count)
                 seeded += 1
+        if self.stories is not None:
+            resumed = self.stories.warm_up(now)
+            log.info("resumed %d open stories from the archive", resumed)
         return seeded
 

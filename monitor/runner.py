@@ -1,25 +1,45 @@
-"""Polls one source: owns failure counting and backoff so every connector behaves the same.
+"""Polls one source: owns failure counting, backoff and pausing so every connector behaves the
+same.
 
 A failing source is reported once when it starts failing and once when it recovers, not on
-every poll; in between each poll still writes its one summary line.
+every poll; in between each poll still writes its one summary line. A source whose credentials
+are refused (:class:`AuthFailed`) or whose API endpoint is gone (:class:`EndpointGone`) pauses:
+ops is told once (log line, and the Slack ops channel when configured) with the source's name
+and what to fix, the other sources carry on, and the paused one is only probed once an hour
+until it works again (or the daemon is reloaded after the fix). After every poll the source's
+health is saved in the archive for `uproar sources`.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connectors.base import Connector, ConnectorError, Mention, RateLimited
+from connectors.base import (
+    AuthFailed,
+    Connector,
+    ConnectorError,
+    EndpointGone,
+    Mention,
+    RateLimited,
+)
 from monitor.clock import Clock
+from monitor.errors import ArchiveError
+from monitor.ops import OpsNotifier
 from monitor.pipeline import IngestResult, Pipeline
+from monitor.source_health import SourceHealth, load_health, save_health
 
 log = logging.getLogger("uproar.poll")
 
 # Backoff after consecutive failures doubles from one interval up to this cap.
 MAX_BACKOFF = timedelta(hours=1)
+# A paused source (credentials refused, endpoint gone) is quietly tried again this often, so it
+# resumes by itself once ops has fixed the cause.
+PAUSED_PROBE = timedelta(hours=1)
 
 
 @dataclass(slots=True)
@@ -35,6 +55,8 @@ class PollOutcome:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)  # the new ones, for `uproar poll`
+    received: int = 0  # items the source returned
+    paused: bool = False  # the source is paused until ops fixes its credentials or endpoint
 
 
 class SourceRunner:
@@ -47,6 +69,9 @@ class SourceRunner:
         clock: Clock,
         every: timedelta,
         lookback: timedelta = timedelta(days=1),
+        *,
+        ops: OpsNotifier | None = None,
+        persist_health: bool = True,
     ) -> None:
         self.name = name
         self.connector = connector
@@ -56,20 +81,35 @@ class SourceRunner:
         self.every = every
         # On a source's first poll only this much history is kept, and none of it alerts.
         self.lookback = lookback
+        self.ops = ops or OpsNotifier()
+        self.persist_health = persist_health
         self.failures = 0
         self.backoff_until: datetime | None = None
         self.last_error: str | None = None
+        self.paused: str | None = None  # why the source is paused, or None
+        # Held while the connector is in use: polls and engagement refreshes run in different
+        # scheduler threads, and not every client library is thread-safe (praw is not).
+        self.lock = threading.Lock()
+        self._health_warned = False
+        self.health = self._restore_health()
+
+    # -- polling -------------------------------------------------------------------------------
 
     def poll_once(self, *, dry_run: bool = False, force: bool = False) -> PollOutcome:
+        with self.lock:
+            return self._poll(dry_run=dry_run, force=force)
+
+    def _poll(self, *, dry_run: bool, force: bool) -> PollOutcome:
         now = self.clock.now()
         if not force and self.backoff_until is not None and now < self.backoff_until:
-            return PollOutcome(self.name, ok=False, skipped=True)
+            return PollOutcome(self.name, ok=False, skipped=True, paused=self.paused is not None)
         started = time.monotonic()
         outcome = PollOutcome(self.name, ok=True)
         try:
             cursor = self.pipeline.archive.cursor(self.name)
             fetched = self.connector.fetch(self.queries, cursor)
             mentions = fetched.mentions
+            outcome.received = len(mentions)
             first_run = cursor is None
             if first_run:
                 oldest = now - self.lookback
@@ -82,6 +122,8 @@ class SourceRunner:
                 dry_run=dry_run,
                 backfill=first_run,
             )
+        except (AuthFailed, EndpointGone) as exc:
+            self._pause(outcome, exc)
         except RateLimited as exc:
             self._failed(outcome, exc.message, exc.retry_after)
         except ConnectorError as exc:
@@ -105,6 +147,8 @@ class SourceRunner:
             self.name, outcome.new, outcome.duplicates, outcome.errors, outcome.seconds,
             " (first poll: backfill, not alerted)" if outcome.backfilled else "",
         )
+        if not dry_run:
+            self._record_health(outcome, now)
         return outcome
 
     def _failed(self, outcome: PollOutcome, message: str, retry_after: float | None) -> None:
@@ -123,9 +167,76 @@ class SourceRunner:
             )
         self.last_error = message
 
+    def _pause(self, outcome: PollOutcome, exc: ConnectorError) -> None:
+        """Credentials refused or endpoint gone: stop polling, tell ops once, probe hourly."""
+        outcome.ok = False
+        outcome.paused = True
+        outcome.errors = 1
+        outcome.problems = [exc.message]
+        self.failures += 1
+        self.backoff_until = self.clock.now() + PAUSED_PROBE
+        if self.paused != exc.message:
+            what = ("its credentials were refused" if isinstance(exc, AuthFailed)
+                    else "its API endpoint is gone (the API changed)")
+            self.ops.notify(
+                f"source {self.name} failing: {exc.message}; paused, {what}. The other "
+                f"sources carry on. Fix it, then reload Uproar (systemctl reload uproar); "
+                f"until then {self.name} is tried again every "
+                f"{int(PAUSED_PROBE.total_seconds() // 60)} min."
+            )
+        self.paused = exc.message
+        self.last_error = exc.message
+
     def _succeeded(self) -> None:
-        if self.failures:
+        if self.paused is not None:
+            self.ops.notify(f"source {self.name} works again (it was paused: {self.paused})",
+                            level=logging.WARNING)
+        elif self.failures:
             log.warning("source %s recovered after %d failed polls", self.name, self.failures)
         self.failures = 0
         self.backoff_until = None
         self.last_error = None
+        self.paused = None
+
+    # -- health in the archive -----------------------------------------------------------------
+
+    def _restore_health(self) -> SourceHealth:
+        """The saved health of this source (a restarted daemon keeps a pause reported once)."""
+        now = self.clock.now()
+        try:
+            saved = load_health(self.pipeline.archive.engine, self.name)
+        except ArchiveError as exc:
+            log.warning("source %s: cannot read its saved health: %s", self.name, exc)
+            saved = []
+        if not saved:
+            return SourceHealth(self.name, updated_at=now)
+        health = saved[0]
+        self.failures = health.consecutive_failures
+        self.last_error = health.last_error if health.consecutive_failures else None
+        self.paused = health.paused
+        return health
+
+    def _record_health(self, outcome: PollOutcome, now: datetime) -> None:
+        health = self.health
+        health.updated_at = self.clock.now()
+        health.consecutive_failures = self.failures
+        health.paused = self.paused
+        if not outcome.skipped:
+            health.last_poll_at = now
+            if outcome.ok:
+                health.last_success_at = now
+                health.items_last_poll = outcome.received
+            else:
+                health.last_error = self.last_error
+                health.last_error_at = now
+        health.next_poll_at = self.backoff_until or now + self.every
+        if not self.persist_health:
+            return
+        try:
+            save_health(self.pipeline.archive.engine, health)
+        except ArchiveError as exc:
+            if not self._health_warned:  # once: `uproar sources` is only a view
+                log.warning("source %s: %s", self.name, exc)
+            self._health_warned = True
+        else:
+            self._health_warned = False

@@ -30,11 +30,15 @@ class Signal:
 
     ``count`` complaints were heard in the ``window`` ending at ``at``; the baseline expected
     ``expected`` ± ``spread``. ``reasons`` are the numbers in words, ready to show a person.
+    For a ``story_growth`` signal ``count`` is the story's complaints in the window and
+    ``expected`` its count in the window before; the spread signals (one post) count 1, and
+    their first reason holds the number that matters (reposts per minute, followers).
     """
 
     brand: str
     brand_name: str
-    kind: str  # "complaint_volume" for now; later "story_growth", "spread", ...
+    # "complaint_volume", "story_growth", "engagement_velocity" or "high_reach_author"
+    kind: str
     severity: Severity
     at: datetime
     window: timedelta
@@ -44,3 +48,5 @@ class Signal:
     score: float
     reasons: tuple[str, ...] = ()
     examples: tuple[Example, ...] = field(default_factory=tuple)
+    story_id: int | None = None  # the archive's story this signal is about, if any
+    story_title: str | None = None

@@ -1,14 +1,44 @@
-"""Build connectors from the config. Sources not yet available are reported by check-config."""
+"""Build connectors from the config; find installed connectors through entry points.
+
+Connectors are plugins: every package may declare classes in the ``uproar.connectors``
+entry-point group (``name = "package.module:Class"``), Uproar's own seven among them (see
+``pyproject.toml``). A plugin's source is configured under ``sources.<name>`` with the common
+keys (``enabled``, ``api_url``, ``every``...) plus any of its own, and is built with
+:meth:`connectors.base.Connector.from_config`. When Uproar's own package metadata is missing
+(run from a source tree that was never installed), the built-in table below is used instead.
+"""
 
 from __future__ import annotations
 
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Any
+
 from connectors.base import Connector
-from monitor.config import Config, RSSSourceConfig
+from monitor.config import Config, RefreshConfig, RSSSourceConfig, SourceConfig
 from monitor.errors import ConfigError
 
-# Sources this version can poll. Others are accepted in the config (so a config written for a
-# newer Uproar still validates) but refused when enabled.
-AVAILABLE = ("rss", "twitter", "reddit", "youtube", "bluesky", "mastodon", "hackernews")
+log = logging.getLogger(__name__)
+
+# The entry-point group a package declares its connectors in.
+ENTRY_POINT_GROUP = "uproar.connectors"
+
+# Uproar's own connectors, as declared in pyproject.toml: the fallback when the package metadata
+# is missing, and the sources whose settings are typed in monitor.config.
+BUILTIN: dict[str, str] = {
+    "rss": "connectors.rss:RSSConnector",
+    "twitter": "connectors.twitter:TwitterConnector",
+    "reddit": "connectors.reddit:RedditConnector",
+    "youtube": "connectors.youtube:YouTubeConnector",
+    "bluesky": "connectors.bluesky:BlueskyConnector",
+    "mastodon": "connectors.mastodon:MastodonConnector",
+    "hackernews": "connectors.hackernews:HackerNewsConnector",
+}
+AVAILABLE = tuple(BUILTIN)
 
 # Credentials each keyed source needs, as (config key, environment variable in config.yaml).
 CREDENTIALS = {
@@ -18,15 +48,78 @@ CREDENTIALS = {
     "bluesky": [("handle", "BLUESKY_HANDLE"), ("app_password", "BLUESKY_APP_PASSWORD")],
 }
 
+# Keys of every source that belong to the scheduler, not to the connector.
+_SCHEDULER_KEYS = frozenset({"enabled", "every", "jitter", "lookback", "refresh"})
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredConnector:
+    """One installed connector: its source name, ``module:Class`` and the package that has it."""
+
+    name: str
+    target: str
+    package: str | None = None
+
+    def load(self) -> type[Connector]:
+        """Import the connector class; raises :class:`ConfigError` saying what to install."""
+        module_name, _, attr = self.target.partition(":")
+        where = f"sources.{self.name}"
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                found = getattr(found, part)
+        except ImportError as exc:
+            raise ConfigError([f"{where}: the {self.name} connector cannot be loaded: {exc}"]
+                              ) from exc
+        except AttributeError as exc:
+            raise ConfigError([f"{where}: {self.target} (from {self.package or 'unknown'}) "
+                               f"does not exist: {exc}"]) from exc
+        if not (isinstance(found, type) and issubclass(found, Connector)):
+            raise ConfigError([f"{where}: {self.target} (from {self.package or 'unknown'}) is "
+                               "not a connectors.base.Connector subclass"])
+        return found
+
+
+def registered_connectors() -> dict[str, RegisteredConnector]:
+    """Every installed connector by source name: entry points of :data:`ENTRY_POINT_GROUP`,
+    with the built-in table filling in what the metadata does not declare. A built-in name
+    always means the built-in connector (a plugin cannot replace it silently)."""
+    found: dict[str, RegisteredConnector] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        package = ep.dist.name if ep.dist is not None else None
+        if ep.name in BUILTIN and ep.value != BUILTIN[ep.name]:
+            log.warning("ignoring connector %r from %s: %s is built in", ep.name,
+                        package or "an unknown package", ep.name)
+            continue
+        found.setdefault(ep.name, RegisteredConnector(ep.name, ep.value, package))
+    for name, target in BUILTIN.items():
+        found.setdefault(name, RegisteredConnector(name, target, "uproar"))
+    return found
+
+
+def refresh_settings(config: Config, name: str) -> RefreshConfig:
+    """A source's engagement-refresh settings: its own ``refresh:``, else the top-level one."""
+    source = config.sources.all().get(name)
+    own = source.refresh if source is not None else None
+    return own if own is not None else config.refresh
+
 
 def source_problems(config: Config) -> list[str]:
     problems = []
-    for name in config.sources.enabled():
-        if name not in AVAILABLE:
+    installed = registered_connectors()
+    for name in config.sources.all():
+        if name not in installed:
             problems.append(
-                f"sources.{name}.enabled: the {name} source is not available in this version "
-                f"of Uproar; set enabled: false (available: {', '.join(AVAILABLE)})"
+                f"sources.{name}: no connector called {name!r} is installed (installed: "
+                f"{', '.join(installed)}); check the spelling, or install the package that "
+                "provides it"
             )
+    for name in config.sources.enabled():
+        if name in installed:
+            try:
+                installed[name].load()
+            except ConfigError as exc:
+                problems.extend(exc.problems)
         for key, env in CREDENTIALS.get(name, []):
             if not getattr(config.sources.enabled()[name], key):
                 problems.append(
@@ -50,13 +143,22 @@ def all_feeds(config: Config) -> list[str]:
     return list(dict.fromkeys(feeds))
 
 
-def build_connector(name: str, config: Config) -> Connector:
+def build_connector(
+    name: str, config: Config, clock: Callable[[], datetime] | None = None
+) -> Connector:
+    """The connector of source ``name``; ``clock`` (the daemon's) is handed to the built-in
+    connectors that read the time (first-poll lookback, rate-limit resets)."""
+    if name not in BUILTIN:
+        return build_plugin(name, config)
+    timed: dict[str, Any] = {} if clock is None else {"clock": clock}
     if name == "rss":
         from connectors.rss import RSSConnector
 
         rss: RSSSourceConfig = config.sources.rss
         return RSSConnector(
-            all_feeds(config), timeout=rss.timeout.total_seconds(), max_bytes=rss.max_bytes
+            all_feeds(config), timeout=rss.timeout.total_seconds(), max_bytes=rss.max_bytes,
+            concurrency=rss.concurrency, per_host=rss.per_host,
+            host_interval=rss.host_interval.total_seconds(), **timed,
         )
     if name == "twitter":
         from connectors.twitter import TwitterConnector
@@ -65,6 +167,7 @@ def build_connector(name: str, config: Config) -> Connector:
         return TwitterConnector(
             tw.bearer_token, api_url=tw.api_url, max_pages=tw.max_pages, page_size=tw.page_size,
             timeout=tw.timeout.total_seconds(),
+            **timed,
         )
     if name == "reddit":
         from connectors.reddit import RedditConnector
@@ -83,6 +186,7 @@ def build_connector(name: str, config: Config) -> Connector:
             yt.api_key, api_url=yt.api_url, daily_quota=yt.daily_quota,
             max_results=yt.max_results, timeout=yt.timeout.total_seconds(),
             channel_ids=yt.channel_ids,
+            **timed,
         )
     if name == "bluesky":
         from connectors.bluesky import BlueskyConnector
@@ -91,6 +195,7 @@ def build_connector(name: str, config: Config) -> Connector:
         return BlueskyConnector(
             bs.handle, bs.app_password, api_url=bs.api_url, limit=bs.limit,
             max_pages=bs.max_pages, timeout=bs.timeout.total_seconds(),
+            **timed,
         )
     if name == "mastodon":
         from connectors.mastodon import MastodonConnector
@@ -99,6 +204,7 @@ def build_connector(name: str, config: Config) -> Connector:
         return MastodonConnector(
             api_url=md.api_url, access_token=md.access_token, hashtags=md.hashtags,
             limit=md.limit, max_pages=md.max_pages, timeout=md.timeout.total_seconds(),
+            **timed,
         )
     if name == "hackernews":
         from connectors.hackernews import HackerNewsConnector
@@ -108,25 +214,44 @@ def build_connector(name: str, config: Config) -> Connector:
             api_url=hn.api_url, overlap=int(hn.overlap.total_seconds()),
             hits_per_page=hn.hits_per_page, max_pages=hn.max_pages,
             timeout=hn.timeout.total_seconds(),
+            **timed,
         )
-    raise ConfigError(
+    raise ConfigError(  # pragma: no cover - every BUILTIN name is handled above
         [f"sources.{name}: the {name} source is not available in this version of Uproar"]
     )
 
 
-def enabled_connectors(config: Config, only: str | None = None) -> dict[str, Connector]:
+def build_plugin(name: str, config: Config) -> Connector:
+    """A plugin's connector, built by its class from the ``sources.<name>`` section."""
+    registered = registered_connectors().get(name)
+    if registered is None:
+        raise ConfigError([f"sources.{name}: no connector called {name!r} is installed"])
+    cls = registered.load()
+    section: SourceConfig = config.sources.all()[name]
+    settings = {k: v for k, v in section.model_dump().items() if k not in _SCHEDULER_KEYS}
+    settings["timeout"] = section.timeout.total_seconds()
+    try:
+        return cls.from_config(settings)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([f"sources.{name}: the {name} connector ({registered.target}) "
+                           f"refused its settings: {exc}"]) from exc
+
+
+def enabled_connectors(
+    config: Config, only: str | None = None, clock: Callable[[], datetime] | None = None
+) -> dict[str, Connector]:
     problems = source_problems(config)
     if problems:
         raise ConfigError(problems)
     names = list(config.sources.enabled())
     if only is not None:
-        if only not in type(config.sources).model_fields:
-            known = ", ".join(type(config.sources).model_fields)
-            raise ConfigError([f"--source {only}: no such source (known: {known})"])
+        known = config.sources.all()
+        if only not in known:
+            raise ConfigError([f"--source {only}: no such source (known: {', '.join(known)})"])
         if only not in names:
             raise ConfigError([f"sources.{only}.enabled: source {only} is disabled in the config"])
         names = [only]
-    return {name: build_connector(name, config) for name in names}
+    return {name: build_connector(name, config, clock) for name in names}
 
 
 def youtube_quota_note(config: Config) -> str | None:

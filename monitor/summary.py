@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monitor.config import LoadedConfig
 from monitor.durations import format_duration
-from monitor.sources import AVAILABLE, all_feeds, youtube_quota_note
+from monitor.sources import all_feeds, registered_connectors, youtube_quota_note
 
 
 def _redact(url: str) -> str:
@@ -24,15 +24,15 @@ def summarize(loaded: LoadedConfig) -> list[str]:
         lines.append(f"  {b.key:<12} {b.name}: {b.query}{feeds}")
     lines.append("")
     lines.append("sources:")
-    for name in type(c.sources).model_fields:
-        s = getattr(c.sources, name)
+    installed = registered_connectors()
+    for name, s in c.sources.all().items():
         if not s.enabled:
             lines.append(f"  {name:<11} off")
             continue
         extra = ""
         if name == "rss":
             extra = f", {len(all_feeds(c))} feeds"
-        avail = "" if name in AVAILABLE else "  (NOT AVAILABLE in this version)"
+        avail = "" if name in installed else "  (NOT INSTALLED)"
         lines.append(
             f"  {name:<11} every {format_duration(s.every)} "
             f"(jitter {format_duration(s.jitter)}){extra}{avail}"
@@ -47,6 +47,13 @@ def summarize(loaded: LoadedConfig) -> list[str]:
     else:
         why = " (SLACK_BOT_TOKEN is not set)" if "SLACK_BOT_TOKEN" in loaded.unset_vars else ""
         lines.append(f"alerts: printed to the console{why}; set alerts.slack.token for Slack")
+    a = c.alerts
+    lines.append(
+        f"alert routing: {len(a.routes)} routes, {len(a.policies)} policies, "
+        f"{len(a.silences)} config silences, {len(a.webhooks)} webhooks, "
+        f"email {'on' if a.smtp.host else 'off'}, digest {'on' if a.digest.enabled else 'off'}"
+        " (try --explain brand=KEY,severity=warning)"
+    )
     d = c.detection
     lines.append(
         f"detection: complaints (p >= {c.classifier.complaint_threshold}) per "

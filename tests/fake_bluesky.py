@@ -47,6 +47,7 @@ XRPC = "/xrpc/"
 SEARCH = XRPC + "app.bsky.feed.searchPosts"
 CREATE_SESSION = XRPC + "com.atproto.server.createSession"
 REFRESH_SESSION = XRPC + "com.atproto.server.refreshSession"
+GET_POSTS = XRPC + "app.bsky.feed.getPosts"
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class FakeBluesky:
         self.http.add_handler(CREATE_SESSION, self._create_session)
         self.http.add_handler(REFRESH_SESSION, self._refresh_session)
         self.http.add_handler(SEARCH, self._search)
+        self.http.add_handler(GET_POSTS, self._get_posts)
 
     def __enter__(self) -> FakeBluesky:
         self.http.start()
@@ -197,7 +199,8 @@ class FakeBluesky:
                 chosen = chosen or item.response
         return chosen
 
-    def _search(self, request: RecordedRequest) -> Response:
+    def _admit(self, request: RecordedRequest) -> Response | None:
+        """The error answer for a request without a valid access token, or an injected one."""
         token = _bearer(request)
         if token is None:
             return xrpc_error(401, "AuthMissing", "Authentication Required")
@@ -205,9 +208,24 @@ class FakeBluesky:
             return xrpc_error(400, "InvalidToken", "Token could not be verified")
         if not self.access_tokens[token]:
             return xrpc_error(400, "ExpiredToken", "Token has expired")
-        injected = self._next_injected()
-        if injected is not None:
-            return injected
+        return self._next_injected()
+
+    def _get_posts(self, request: RecordedRequest) -> Response:
+        """``GET app.bsky.feed.getPosts?uris=…&uris=…`` (1-25): the posts that still exist."""
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
+        uris = parse_qs(request.query).get("uris", [])
+        if not 1 <= len(uris) <= 25:
+            return xrpc_error(400, "InvalidRequest", "Error: uris must not have more than 25 "
+                                                     "elements")
+        found = [copy.deepcopy(self.posts[u]) for u in uris if u in self.posts]
+        return Response(json.dumps({"posts": found}, ensure_ascii=False), content_type=JSON)
+
+    def _search(self, request: RecordedRequest) -> Response:
+        refused = self._admit(request)
+        if refused is not None:
+            return refused
         params = {k: v[-1] for k, v in parse_qs(request.query).items()}
         q = params.get("q", "")
         if not q:

@@ -37,6 +37,7 @@ from tests.feedserver import FeedServer, RecordedRequest, Response
 DATA_DIR = Path(__file__).parent / "data" / "api" / "hackernews"
 JSON = "application/json; charset=UTF-8"
 SEARCH = "/api/v1/search_by_date"
+ITEMS = "/api/v1/items/"
 # Algolia's paginationLimitedTo on the HN index.
 PAGINATION_LIMIT = 1000
 
@@ -75,6 +76,8 @@ class FakeHackerNews:
         self.matcher: Callable[[str, Mapping[str, Any]], bool] = lambda _q, _hit: True
         self._injected: list[_Injected] = []
         self.http.add_handler(SEARCH, self._search)
+        # Called before each search page is answered (tests add hits "while paging").
+        self.before_search: Callable[[dict[str, str]], None] | None = None
 
     def __enter__(self) -> FakeHackerNews:
         self.http.start()
@@ -91,15 +94,20 @@ class FakeHackerNews:
         """Add the sample hits; returns their objectIDs, newest first."""
         hits = sample()["hits"]
         for hit in hits:
-            self.hits[hit["objectID"]] = hit
+            self.add_hit(hit)
         return [h["objectID"] for h in hits]
+
+    def add_hit(self, hit: dict[str, Any]) -> dict[str, Any]:
+        """Add (or replace) a hit; it is also served at ``items/<objectID>``."""
+        self.hits[hit["objectID"]] = hit
+        self.http.add_handler(ITEMS + hit["objectID"], self._item)
+        return hit
 
     def add_comment(self, object_id: str, text: str, created_at_i: int) -> dict[str, Any]:
         hit = copy.deepcopy(sample()["hits"][0])
         hit.update(objectID=object_id, comment_text=text, created_at_i=created_at_i,
                    _tags=["comment", f"author_{hit['author']}", "story_38935001"])
-        self.hits[object_id] = hit
-        return hit
+        return self.add_hit(hit)
 
     def inject(self, response: Response, *, at: int = 1) -> None:
         self._injected.append(_Injected(at, response))
@@ -117,11 +125,33 @@ class FakeHackerNews:
                 chosen = chosen or item.response
         return chosen
 
+    def _item(self, request: RecordedRequest) -> Response:
+        """``GET items/:id``: the item as a tree (``children`` holds its comments)."""
+        injected = self._next_injected()
+        if injected is not None:
+            return injected
+        hit = self.hits.get(request.path[len(ITEMS):])
+        if hit is None:
+            return Response(json.dumps({"status": 404, "error": "Not Found"}), status=404,
+                            content_type=JSON)
+        kind = "comment" if "comment" in (hit.get("_tags") or ()) else "story"
+        children = [{"id": int(hit["objectID"]) * 10 + n, "type": "comment", "children": []}
+                    for n in range(int(hit.get("num_comments") or 0))]
+        item = {"id": int(hit["objectID"]), "created_at": hit.get("created_at"),
+                "created_at_i": hit["created_at_i"], "type": kind, "author": hit.get("author"),
+                "title": hit.get("title"), "url": hit.get("url"),
+                "text": hit.get("comment_text") if kind == "comment" else hit.get("story_text"),
+                "points": hit.get("points"), "parent_id": hit.get("parent_id"),
+                "story_id": hit.get("story_id"), "options": [], "children": children}
+        return Response(json.dumps(item, ensure_ascii=False), content_type=JSON)
+
     def _search(self, request: RecordedRequest) -> Response:
         injected = self._next_injected()
         if injected is not None:
             return injected
         params = {k: v[-1] for k, v in parse_qs(request.query).items()}
+        if self.before_search is not None:
+            self.before_search(params)
         query = params.get("query", "")
         hits = [h for h in self.hits.values() if self.indexed(h) and self.matcher(query, h)]
         tags = params.get("tags", "")

@@ -44,6 +44,7 @@ DATA_DIR = Path(__file__).parent / "data" / "api" / "mastodon"
 JSON = "application/json; charset=utf-8"
 SEARCH = "/api/v2/search"
 TAG_PREFIX = "/api/v1/timelines/tag/"
+STATUS_PREFIX = "/api/v1/statuses/"
 
 
 def sample(name: str) -> Any:
@@ -103,6 +104,7 @@ class FakeMastodon:
 
     def add_status(self, status: dict[str, Any]) -> dict[str, Any]:
         self.statuses[status["id"]] = status
+        self.http.add_handler(STATUS_PREFIX + status["id"], self._status)
         for tag in status.get("tags") or ():
             self.serve_tag(tag["name"])
         return status
@@ -182,6 +184,19 @@ class FakeMastodon:
         return Response(json.dumps(copy.deepcopy(page), ensure_ascii=False), content_type=JSON,
                         headers=headers)
 
+    def _status(self, request: RecordedRequest) -> Response:
+        """``GET /api/v1/statuses/:id``: public statuses need no token; deleted ones are 404."""
+        _, error = self._auth(request)
+        if error is not None:
+            return error
+        injected = self._next_injected()
+        if injected is not None:
+            return injected
+        status = self.statuses.get(request.path[len(STATUS_PREFIX):])
+        if status is None:
+            return api_error(404, "Record not found")
+        return Response(json.dumps(copy.deepcopy(status), ensure_ascii=False), content_type=JSON)
+
     def _search(self, request: RecordedRequest) -> Response:
         authenticated, error = self._auth(request)
         if error is not None:
@@ -198,6 +213,8 @@ class FakeMastodon:
         statuses: list[dict[str, Any]] = []
         if authenticated and params.get("type", "statuses") == "statuses":
             found = [s for s in self.statuses.values() if self.matcher(q, s)]
+            if params.get("resolve") == "true" and q.startswith(("http://", "https://")):
+                found = [s for s in self.statuses.values() if q in (s.get("uri"), s.get("url"))]
             window = _window(found, {k: v for k, v in params.items() if k != "min_id"},
                              len(found))
             if "min_id" in params:

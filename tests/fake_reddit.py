@@ -45,6 +45,7 @@ from tests.feedserver import FeedServer, RecordedRequest, Response
 RECORDED_DIR = Path(__file__).parent / "data" / "recorded" / "praw"
 JSON = "application/json; charset=UTF-8"
 TOKEN_PATH = "/api/v1/access_token"
+INFO_PATH = "/api/info"
 
 
 def recorded_listing(name: str) -> list[dict[str, Any]]:
@@ -138,6 +139,7 @@ class FakeReddit:
         self._valid_token: str | None = None
         self._injected: list[_Injected] = []
         self.http.add_handler(TOKEN_PATH, self._token)
+        self._route(INFO_PATH)
 
     def __enter__(self) -> FakeReddit:
         self.http.start()
@@ -180,6 +182,16 @@ class FakeReddit:
         path = _norm(f"/r/{subreddit}/search")
         self._searches.setdefault(path, {})[q] = _newest_first(children)
         self._route(path)
+
+    def things(self) -> dict[str, dict[str, Any]]:
+        """Every item served anywhere, by fullname (what ``/api/info`` can find)."""
+        found: dict[str, dict[str, Any]] = {}
+        for children in self._listings.values():
+            found.update((c["data"]["name"], c) for c in children)
+        for by_query in self._searches.values():
+            for children in by_query.values():
+                found.update((c["data"]["name"], c) for c in children)
+        return found
 
     def expire_tokens(self) -> None:
         self._valid_token = None
@@ -247,6 +259,15 @@ class FakeReddit:
         if injected is not None:
             return injected
         params = {k: v[-1] for k, v in parse_qs(request.query).items()}
+        if path == INFO_PATH:  # GET /api/info?id=t3_a,t1_b: the things found, in that order
+            things = self.things()
+            names = [n for n in params.get("id", "").split(",") if n][:100]
+            found = [things[n] for n in names if n in things]
+            body = {"kind": "Listing", "data": {"modhash": "", "dist": len(found),
+                                                "children": found, "after": None,
+                                                "before": None}}
+            return Response(json.dumps(body, ensure_ascii=False), content_type=JSON,
+                            headers=self._headers())
         if path in self._searches:
             by_query = self._searches[path]
             children = by_query.get(params.get("q"), by_query.get(None, []))

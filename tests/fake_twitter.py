@@ -47,6 +47,7 @@ from tests.feedserver import FeedServer, RecordedRequest, Response
 RECORDED_DIR = Path(__file__).parent / "data" / "recorded" / "tweepy"
 JSON = "application/json; charset=utf-8"
 SEARCH_PATH = "/2/tweets/search/recent"
+LOOKUP_PATH = "/2/tweets"
 SNOWFLAKE_EPOCH_MS = 1288834974657
 # x-rate-limit-reset of the recorded search (2022-10-07T22:53:49Z); tests pin "now" near it.
 RECORDED_RESET = 1665183229
@@ -137,6 +138,9 @@ class FakeTwitter:
         self.rate_limit_remaining = 450
         self._injected: list[_Injected] = []
         self.http.add_handler(SEARCH_PATH, self._search)
+        self.http.add_handler(LOOKUP_PATH, self._lookup)
+        # Called before each search page is answered (tests add tweets "while paging").
+        self.before_search: Callable[[dict[str, str]], None] | None = None
 
     def __enter__(self) -> FakeTwitter:
         self.http.start()
@@ -198,6 +202,11 @@ class FakeTwitter:
         """Answer the ``at``-th search request from now (1 = the next) with ``response``."""
         self._injected.append(_Injected(at, response))
 
+    def lookups(self) -> list[dict[str, str]]:
+        """The query parameters of every ``GET /2/tweets`` (lookup by ids), in order."""
+        return [{k: v[-1] for k, v in parse_qs(r.query).items()}
+                for r in self.http.requests_for(LOOKUP_PATH)]
+
     def searches(self) -> list[dict[str, str]]:
         """The query parameters of every search request, in order."""
         return [{k: v[-1] for k, v in parse_qs(r.query).items()}
@@ -229,6 +238,8 @@ class FakeTwitter:
         if injected is not None:
             return injected
         params = {k: v[-1] for k, v in parse_qs(request.query).items()}
+        if self.before_search is not None:
+            self.before_search(params)
         query = params.get("query", "")
         if not query:
             return bad_request("The `query` query parameter can not be empty")
@@ -267,6 +278,46 @@ class FakeTwitter:
         body["meta"] = meta
         return Response(json.dumps(body, ensure_ascii=False), content_type=JSON,
                         headers=self._headers())
+
+
+    def _lookup(self, request: RecordedRequest) -> Response:
+        """``GET /2/tweets?ids=...``: the tweets found, and X's "Not Found Error" for the rest."""
+        if request.headers.get("authorization") != f"Bearer {self.bearer_token}":
+            return unauthorized()
+        injected = self._next_injected()
+        if injected is not None:
+            return injected
+        params = {k: v[-1] for k, v in parse_qs(request.query).items()}
+        ids = [i for i in params.get("ids", "").split(",") if i]
+        if not 1 <= len(ids) <= 100:
+            return bad_request(f"The number of values in the `ids` query parameter list "
+                               f"[{len(ids)}] is not between 1 and 100", "ids")
+        found = [self.tweets[i] for i in ids if i in self.tweets]
+        body: dict[str, Any] = {}
+        if found:
+            body.update(self._objects(found, params))
+        missing = [i for i in ids if i not in self.tweets]
+        if missing:
+            body["errors"] = [{
+                "value": i, "detail": f"Could not find tweet with ids: [{i}].",
+                "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
+                "resource_id": i, "type": "https://api.twitter.com/2/problems/resource-not-found",
+            } for i in missing]
+        return Response(json.dumps(body, ensure_ascii=False), content_type=JSON,
+                        headers=self._headers())
+
+    def _objects(self, tweets: list[dict[str, Any]], params: Mapping[str, str]) -> dict[str, Any]:
+        """``data`` (and ``includes.users``) with only the requested fields."""
+        tweet_fields = set(_DEFAULT_TWEET_FIELDS) | _csv(params.get("tweet.fields"))
+        user_fields = set(_DEFAULT_USER_FIELDS) | _csv(params.get("user.fields"))
+        body: dict[str, Any] = {"data": [{k: v for k, v in t.items() if k in tweet_fields}
+                                         for t in tweets]}
+        if "author_id" in _csv(params.get("expansions")):
+            authors = dict.fromkeys(t["author_id"] for t in tweets)
+            body["includes"] = {"users": [{k: v for k, v in self.users[a].items()
+                                           if k in user_fields}
+                                          for a in authors if a in self.users]}
+        return body
 
 
 def _csv(value: str | None) -> set[str]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 TOKEN = "xoxb-fake-0000-test"
+APP_TOKEN = "xapp-1-fake-0000-test"  # the app-level token apps.connections.open wants
 CHANNEL_ID = "C0FAKEALRT"
 CHANNEL_NAME = "brand-alerts"
 BOT_USER_ID = "U0UPROAR"
@@ -68,7 +70,7 @@ class Call:
 
 @dataclass
 class _Fault:
-    kind: str  # "status" | "ratelimit" | "error" | "hang" | "drop"
+    kind: str  # "status" | "ratelimit" | "error" | "hang" | "drop" | "slow"
     remaining: int
     method: str | None
     status: int = 500
@@ -97,9 +99,13 @@ class FakeSlack:
         self._uploads: dict[str, dict[str, Any]] = {}  # file id -> pending upload
         self._file_seq = 0
         self._faults: list[_Fault] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: wait_for predicates may call calls()
+        self._changed = threading.Condition(self._lock)  # notified after every request
         self._released = threading.Event()
         self._ts_seq = 0
+        self.channels: dict[str, str] = {}  # more channels: name (no #) -> id, see add_channel
+        self.app_token = APP_TOKEN
+        self.socket_url: str | None = None  # set by tests.fake_socketmode.FakeSocketMode
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -129,7 +135,33 @@ class FakeSlack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def add_channel(self, name: str, channel_id: str) -> None:
+        """Another channel the bot is in (``#name`` or the id work where Slack takes either)."""
+        self.channels[name.lstrip("#")] = channel_id
+
+    def react(self, ts: str, name: str, user: str) -> None:
+        """A person adds reaction ``name`` (e.g. "white_check_mark") to message ``ts``."""
+        with self._lock:
+            for message in self.messages:
+                if message["ts"] == ts:
+                    users = message.setdefault("reactions", {}).setdefault(name, [])
+                    if user not in users:
+                        users.append(user)
+                    return
+        raise KeyError(ts)
+
+    def in_channel(self, channel_id: str) -> list[dict[str, Any]]:
+        """Messages posted in one channel (or a DM's D… id), in order."""
+        with self._lock:
+            return [m for m in self.messages if m["channel"] == channel_id]
+
     # -- reading back ----------------------------------------------------------------------------
+
+    def wait_for(self, predicate: Any, timeout: float = 30) -> bool:
+        """Block until ``predicate(self)`` holds (checked after each request), or timeout;
+        for tests that drive a separate daemon process."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout=timeout)
 
     def calls(self, method: str) -> list[Call]:
         with self._lock:
@@ -159,6 +191,10 @@ class FakeSlack:
     def drop_next(self, n: int = 1, *, method: str | None = None) -> None:
         self._add(_Fault("drop", n, method))
 
+    def slow_next(self, n: int = 1, *, method: str | None = None) -> None:
+        """Do the call (a message is posted) but answer only after the client gave up."""
+        self._add(_Fault("slow", n, method))
+
     def _add(self, fault: _Fault) -> None:
         with self._lock:
             self._faults.append(fault)
@@ -177,6 +213,12 @@ class FakeSlack:
     ) -> tuple[int, dict[str, Any]]:
         if token is None:
             return 200, {"ok": False, "error": "not_authed"}
+        if method == "apps.connections.open":  # Socket Mode: only the app-level token works
+            if token != self.app_token:
+                return 200, {"ok": False, "error": "invalid_auth"}
+            if self.socket_url is None:
+                return 200, {"ok": False, "error": "internal_error"}
+            return 200, {"ok": True, "url": self.socket_url}
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}
         handler = {
@@ -184,6 +226,10 @@ class FakeSlack:
             "conversations.info": self._conversations_info,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "reactions.get": self._reactions_get,
+            "conversations.list": self._conversations_list,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "files.getUploadURLExternal": self._get_upload_url,
             "files.completeUploadExternal": self._complete_upload,
         }.get(method)
@@ -207,7 +253,83 @@ class FakeSlack:
         name = str(name or "")
         if name in (self.channel_id, self.channel_name, f"#{self.channel_name}"):
             return self.channel_id
+        if name.lstrip("#") in self.channels:
+            return self.channels[name.lstrip("#")]
+        if name in self.channels.values():
+            return name
+        if name[:1] in ("U", "W") and name[1:].isalnum():  # a user id: the app's DM with them
+            return "D" + name[1:]
         return None
+
+    def _known_id(self, channel: Any) -> bool:
+        channel = str(channel or "")
+        return channel == self.channel_id or channel in self.channels.values() or (
+            channel.startswith("D") and any(m["channel"] == channel for m in self.messages)
+        )
+
+    def _conversations_list(self, body: dict[str, Any]) -> dict[str, Any]:
+        channels = {self.channel_name: self.channel_id, **self.channels}
+        return {
+            "ok": True,
+            "channels": [
+                {"id": cid, "name": name, "is_channel": True, "is_member": self.members}
+                for name, cid in channels.items()
+            ],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _history_view(self, message: dict[str, Any], metadata: bool) -> dict[str, Any]:
+        shown = {k: v for k, v in message.items()
+                 if k in ("type", "user", "bot_id", "ts", "text", "thread_ts")}
+        if metadata and message.get("metadata"):
+            shown["metadata"] = message["metadata"]
+        return shown
+
+    def _conversations_history(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Channel messages newest first (thread replies only when broadcast)."""
+        channel = body.get("channel")
+        if not self._known_id(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(body.get("oldest") or 0)
+        metadata = str(body.get("include_all_metadata")).lower() in ("true", "1")
+        found = [
+            self._history_view(m, metadata)
+            for m in reversed(self.messages)
+            if m["channel"] == channel and float(m["ts"]) > oldest
+            and (not m.get("thread_ts") or m.get("reply_broadcast"))
+        ]
+        return {"ok": True, "messages": found[: int(body.get("limit") or 100)],
+                "has_more": False}
+
+    def _conversations_replies(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The parent, then its replies, oldest first."""
+        channel, ts = body.get("channel"), body.get("ts")
+        if not self._known_id(channel):
+            return {"ok": False, "error": "channel_not_found"}
+        metadata = str(body.get("include_all_metadata")).lower() in ("true", "1")
+        parent = [m for m in self.messages if m["ts"] == ts and m["channel"] == channel]
+        if not parent:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [m for m in self.messages if m.get("thread_ts") == ts]
+        found = [self._history_view(m, metadata) for m in parent + replies]
+        return {"ok": True, "messages": found[: int(body.get("limit") or 100)],
+                "has_more": False}
+
+    def _reactions_get(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self._known_id(body.get("channel")):  # an id, as for chat.update
+            return {"ok": False, "error": "channel_not_found"}
+        for message in self.messages:
+            if message["ts"] == body.get("timestamp") and message["channel"] == body["channel"]:
+                reactions = [
+                    {"name": name, "users": list(users), "count": len(users)}
+                    for name, users in message.get("reactions", {}).items()
+                ]
+                shown = {"type": "message", "ts": message["ts"], "text": message["text"]}
+                if reactions:
+                    shown["reactions"] = reactions
+                return {"ok": True, "type": "message", "channel": body["channel"],
+                        "message": shown}
+        return {"ok": False, "error": "message_not_found"}
 
     def _conversations_info(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("channel") != self.channel_id:  # real Slack wants the id here
@@ -242,19 +364,24 @@ class FakeSlack:
             "user": BOT_USER_ID,
             "bot_id": BOT_ID,
             "channel": channel,
-            "ts": f"1700000000.{self._ts_seq:06d}",
+            # Real Slack's ts is the post time: reconciliation looks back from "now" (oldest=).
+            "ts": f"{int(time.time())}.{self._ts_seq:06d}",
             "text": body.get("text", ""),
             "blocks": body.get("blocks", []),
             "edits": 0,
         }
+        if isinstance(body.get("metadata"), dict):
+            message["metadata"] = body["metadata"]
         if thread_ts:
             message["thread_ts"] = thread_ts
+            if body.get("reply_broadcast") in (True, "true", "1"):
+                message["reply_broadcast"] = True
         self.messages.append(message)
         shown = {k: v for k, v in message.items() if k not in ("channel", "edits")}
         return {"ok": True, "channel": channel, "ts": message["ts"], "message": shown}
 
     def _update(self, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("channel") != self.channel_id:  # chat.update wants the id, not the name
+        if not self._known_id(body.get("channel")):  # chat.update wants the id, not the name
             return {"ok": False, "error": "channel_not_found"}
         problem = _check_message(body)
         if problem:
@@ -366,8 +493,14 @@ class FakeSlack:
                 with fake._lock:
                     fake.requests.append(call)
                     fault = fake._take_fault(method)
-                    if fault is None:
+                    if fault is None or fault.kind == "slow":
                         call.status, call.response = fake._handle(method, body, token)
+                with fake._changed:
+                    fake._changed.notify_all()
+                if fault is not None and fault.kind == "slow":
+                    fake._released.wait(timeout=30)  # the client times out first
+                    self.close_connection = True
+                    return
                 if fault is not None:
                     self._fault(call, fault)
                     return

@@ -385,7 +385,7 @@ def test_not_in_channel_says_how_to_fix_it(engine, clock, fake_slack):
 
 def test_gives_up_after_max_attempts(engine, clock, fake_slack):
     IncidentBook(engine, clock).record(signal())
-    fake_slack.fail_next(10, status=503)
+    fake_slack.fail_next(10, status=503, method="chat.postMessage")
     dispatcher = Dispatcher(engine, sender_for(fake_slack), clock, max_attempts=3)
     report = dispatcher.drain(advance_clock=True)
     assert (report.sent, report.retried, report.failed) == (0, 2, 1)

@@ -102,12 +102,22 @@ def test_demo_story_alerts_once_and_chatter_never(from_replay: BacktestResult) -
     assert from_replay.summary().startswith("1 alert")
 
 
-def test_a_high_threshold_alerts_never(config: Config, default_classifier: Any) -> None:
+def test_the_alert_names_the_story_and_quotes_its_posts(from_replay: BacktestResult) -> None:
+    first = from_replay.alerts[0]
+    assert first.story_title is not None and "cello" in first.story_title
+    assert any(r.startswith("story “") and "complaints since" in r for r in first.reasons)
+    assert all("cello" in ex.text.lower() for ex in first.examples)
+
+
+def test_a_high_threshold_silences_volume_and_the_story_still_alerts(
+    config: Config, default_classifier: Any
+) -> None:
     result = backtest_replay(
         DEMO, config, classifier=default_classifier, threshold=50, progress=False
     )
-    assert result.signals == []
-    assert result.summary().startswith("0 alerts for 0 of 1 brand")
+    assert [s.kind for s in result.signals if s.kind == "complaint_volume"] == []
+    assert [s.kind for s in result.alerts] == ["story_growth"]
+    assert "cello" in (result.alerts[0].story_title or "")
 
 
 def test_min_count_override_is_applied(config: Config, default_classifier: Any) -> None:

@@ -221,3 +221,35 @@ def test_rejects_bad_settings() -> None:
         BlueskyConnector("handle", "")
     with pytest.raises(ValueError, match="limit"):
         BlueskyConnector("h", "p", limit=500)
+
+
+# -- engagement refresh (app.bsky.feed.getPosts) -------------------------------------------------
+
+
+def test_refresh_reads_counts_25_uris_a_call(fake_bluesky: FakeBluesky, make: Make) -> None:
+    posts = [fake_bluesky.add_post(f"3kpost{n:04d}", "united lost my bag",
+                                   f"2024-01-10T14:{n % 60:02d}:00.000Z") for n in range(30)]
+    uris = [p["uri"] for p in posts]
+    posts[0].update(likeCount=500, repostCount=120, quoteCount=30, replyCount=44)
+    del fake_bluesky.posts[uris[1]]
+    fresh = {m.source_id: m for m in make().refresh(uris)}
+    assert len(fresh) == 29 and uris[1] not in fresh
+    first = fresh[uris[0]].engagement
+    assert (first.likes, first.reposts, first.replies) == (500, 150, 44)
+    calls = fake_bluesky.http.requests_for(fake.GET_POSTS)
+    assert [c.query.count("uris=") for c in calls] == [25, 5]
+    assert fake_bluesky.logins() == 1
+
+
+def test_refresh_with_a_wrong_app_password_raises_auth_failed(fake_bluesky: FakeBluesky,
+                                                              make: Make) -> None:
+    with pytest.raises(AuthFailed, match="BLUESKY_APP_PASSWORD"):
+        make(password="wrong").refresh(["at://did:plc:x/app.bsky.feed.post/1"])
+
+
+def test_a_removed_xrpc_method_is_reported_as_gone(fake_bluesky: FakeBluesky, make: Make) -> None:
+    from connectors.base import EndpointGone
+
+    fake_bluesky.inject(fake.xrpc_error(404, "MethodNotImplemented", "Method Not Implemented"))
+    with pytest.raises(EndpointGone, match="check api_url"):
+        make().fetch(["united"], None)

@@ -268,3 +268,62 @@ def test_hugging_face_folder_via_transformers(tmp_path: Path) -> None:
         assert sum(r.scores.values()) == pytest.approx(1.0, abs=1e-5)
         assert r.complaint == pytest.approx(r.scores["negative"])
     assert model.classify(texts[2:])[0].scores == pytest.approx(results[2].scores, abs=1e-5)
+
+
+def test_classify_compares_models_on_the_same_input(tmp_path: Path) -> None:
+    """`-m A -m B`: each line carries both models' results; stderr has the comparison table."""
+    from models.minilm import BUNDLED_DIR
+
+    lines = [
+        {"text": COMPLAINT, "sentiment": "negative", "complaint": 1},
+        {"text": HAPPY, "sentiment": "positive", "complaint": 0},
+        {"text": "The flight leaves at 9am from gate 22", "sentiment": "neutral", "complaint": 0},
+    ]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    result = CliRunner().invoke(
+        classify, ["-i", str(path), "-m", "default", "-m", str(BUNDLED_DIR)]
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == [x["text"] for x in lines]
+    for row in rows:
+        assert set(row["models"]) == {"default", str(BUNDLED_DIR)}
+        same = row["models"]["default"]
+        assert row["models"][str(BUNDLED_DIR)] == same  # the same model, the same answer
+    table = result.stderr
+    assert "agrees with 1st" in table and "100.0%" in table
+    assert "sentiment macro-recall (3)" in table and "complaint macro-F1 (3)" in table
+
+
+def test_train_with_a_fine_tuned_encoder_ships_its_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fine-tuned layers go into the bundle (float16, checked by digest) and serve as trained."""
+    pytest.importorskip("sklearn", reason="training needs scikit-learn (the 'train' extra)")
+    from dataclasses import replace
+
+    from models.finetune import FinetuneSpec
+    from models.minilm import LAYERS_FILE
+    from models.train import DEFAULT_RECIPE, FeatureCache, evaluate, train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the fine-tune cache
+    _write_tiny_data(tmp_path / "data")
+    spec = FinetuneSpec(epochs=2.0, batch_size=4, lr=1e-3)
+    recipe = replace(DEFAULT_RECIPE, finetune=spec)
+    scores = train(tmp_path / "data", tmp_path / "model", recipe=recipe,
+                   features=FeatureCache(tmp_path / "cache"))
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["finetune"]["epochs"] == 2.0
+    assert meta["encoder"]["finetuned"]["file"] == LAYERS_FILE
+    layers = tmp_path / "model" / LAYERS_FILE
+    assert layers.stat().st_size < 10_000_000  # only the trained layers, in float16
+    model = load_classifier(str(tmp_path / "model"))
+    again = evaluate(model, tmp_path / "data")
+    assert again["sentiment_macro_recall_dev"] == scores["sentiment_macro_recall_dev"]
+    # Another model's layers in the bundle are refused, not silently used.
+    data = bytearray(layers.read_bytes())
+    data[-2] ^= 0xFF
+    layers.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match"):
+        load_classifier(str(tmp_path / "model"))

@@ -159,3 +159,28 @@ def test_queries_no_longer_configured_are_dropped(fake_hackernews: FakeHackerNew
     connector = make()
     first = connector.fetch(["united", "delta"], None)
     assert set(connector.fetch(["delta"], first.cursor).cursor["searches"]) == {"delta"}
+
+
+# -- engagement refresh (GET items/:id) ----------------------------------------------------------
+
+
+def test_refresh_reads_points_and_comment_counts(fake_hackernews: FakeHackerNews,
+                                                 make: Make) -> None:
+    fake_hackernews.load_sample()
+    fake_hackernews.hits["38935002"].update(points=999, num_comments=7)
+    fresh = {m.source_id: m for m in make().refresh(["38935002", "38935120", "40000000"])}
+    assert set(fresh) == {"38935002", "38935120"}  # 40000000 was deleted: missing
+    story = fresh["38935002"]
+    assert (story.engagement.score, story.engagement.replies) == (999, 7)
+    assert story.text == "United Airlines grounds 737 MAX 9 fleet"
+    comment = fresh["38935120"]
+    assert comment.parent_id == "38935077" and comment.text.startswith("United lost my bag")
+
+
+def test_a_removed_search_endpoint_is_reported_as_gone(fake_hackernews: FakeHackerNews,
+                                                       make: Make) -> None:
+    from connectors.base import EndpointGone
+
+    fake_hackernews.inject(fake.algolia_error(404, "Not Found"))
+    with pytest.raises(EndpointGone, match="check api_url"):
+        make().fetch(["united"], None)

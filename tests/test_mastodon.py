@@ -193,3 +193,34 @@ def test_refused_stream_is_a_problem_once(fake_mastodon: FakeMastodon, make: Mak
 def test_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="limit"):
         MastodonConnector(limit=80)
+
+
+# -- engagement refresh (GET /api/v1/statuses/:id) -----------------------------------------------
+
+
+def test_refresh_reads_counts_of_statuses_it_has_seen(fake_mastodon: FakeMastodon,
+                                                      make: Make) -> None:
+    ids = fake_mastodon.load_sample()
+    connector = make(access_token="")
+    uris = [m.source_id for m in connector.fetch(["#unitedairlines"], None).mentions]
+    fake_mastodon.statuses[ids[0]].update(favourites_count=999, reblogs_count=321,
+                                          replies_count=55)
+    del fake_mastodon.statuses[ids[1]]  # deleted by its author
+    fresh = {m.source_id: m for m in connector.refresh(uris)}
+    assert set(fresh) == {uris[0], uris[2]}
+    first = fresh[uris[0]]
+    assert (first.engagement.likes, first.engagement.reposts, first.engagement.replies) == \
+        (999, 321, 55)
+    assert first.author.followers == 12000
+    assert [path for path, _ in fake_mastodon.requests("/api/v1/statuses/")] == \
+        [fake.STATUS_PREFIX + i for i in ids]
+
+
+def test_refresh_after_a_restart_resolves_uris_with_a_token(fake_mastodon: FakeMastodon,
+                                                             make: Make) -> None:
+    ids = fake_mastodon.load_sample()
+    uri = fake_mastodon.statuses[ids[1]]["uri"]  # a remote status (chaos.social)
+    assert [m.source_id for m in make().refresh([uri])] == [uri]
+    assert [p for p, q in fake_mastodon.requests() if q.get("resolve") == "true"] == \
+        [fake.SEARCH]
+    assert make(access_token="").refresh([uri]) == []  # no token: cannot resolve, skipped

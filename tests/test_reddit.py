@@ -332,3 +332,26 @@ def test_rejects_bad_settings() -> None:
         RedditConnector("", "s", user_agent=USER_AGENT)
     with pytest.raises(ValueError, match="user_agent"):
         RedditConnector("i", "s", user_agent="x")
+
+
+# -- engagement refresh (GET /api/info) ----------------------------------------------------------
+
+
+def test_refresh_reads_scores_of_posts_and_comments_by_fullname(
+        fake_reddit: FakeReddit, make: Make, askreddit: dict[str, list[str]]) -> None:
+    post, comment = askreddit["new"][0], askreddit["comments"][0]
+    things = fake_reddit.things()
+    things[post]["data"].update(score=4321, num_comments=250)
+    things[comment]["data"].update(score=77)
+    fresh = {m.source_id: m for m in make().refresh([post, comment, "t3_zzzzzz", "bogus"])}
+    assert set(fresh) == {post, comment}  # an unknown (deleted) item is simply missing
+    assert (fresh[post].engagement.score, fresh[post].engagement.replies) == (4321, 250)
+    assert fresh[comment].engagement.score == 77
+    [info] = fake_reddit.listing_requests("/api/info")
+    assert info["id"] == f"{post},{comment},t3_zzzzzz"
+
+
+def test_refresh_with_refused_credentials_raises_auth_failed(
+        fake_reddit: FakeReddit, make: Make, askreddit: dict[str, list[str]]) -> None:
+    with pytest.raises(AuthFailed, match="REDDIT_CLIENT_ID"):
+        make(client_secret="wrong").refresh(askreddit["new"][:1])

@@ -335,3 +335,52 @@ def test_rejects_bad_settings() -> None:
         TwitterConnector("")
     with pytest.raises(ValueError, match="page_size"):
         TwitterConnector("t", page_size=5)
+
+
+# -- engagement refresh (GET /2/tweets) ----------------------------------------------------------
+
+
+def test_refresh_reads_current_metrics_and_followers_in_batches_of_100(
+        fake_twitter: FakeTwitter, make: Make, tweepy_dev: dict) -> None:
+    ids = [str(1578500000000000000 + n) for n in range(150)]
+    for tweet_id in ids:
+        fake_twitter.add_tweet(tweet_id, "@united lost my bag", author=tweepy_dev, likes=1)
+    connector = make()
+    fake_twitter.tweets[ids[0]]["public_metrics"].update(like_count=900, retweet_count=300,
+                                                         quote_count=20, reply_count=45)
+    tweepy_dev["public_metrics"]["followers_count"] = 5000
+    del fake_twitter.tweets[ids[1]]  # deleted since it was archived
+    fresh = {m.source_id: m for m in connector.refresh(ids)}
+    assert len(fresh) == 149 and ids[1] not in fresh
+    first = fresh[ids[0]]
+    assert (first.engagement.likes, first.engagement.reposts, first.engagement.replies) == \
+        (900, 320, 45)
+    assert first.author.followers == 5000 and first.author.handle == "TweepyDev"
+    lookups = fake_twitter.lookups()
+    assert [len(q["ids"].split(",")) for q in lookups] == [100, 50]
+    assert "public_metrics" in lookups[0]["tweet.fields"]
+    assert lookups[0]["expansions"] == "author_id"
+
+
+def test_refresh_with_a_refused_token_raises_auth_failed(fake_twitter: FakeTwitter,
+                                                          make: Make) -> None:
+    with pytest.raises(AuthFailed, match="TWITTER_BEARER_TOKEN"):
+        make(bearer_token="revoked").refresh(["1578500000000000001"])
+
+
+def test_refresh_rate_limited_says_when_it_resets(fake_twitter: FakeTwitter, make: Make,
+                                                  recorded_ids: list[str]) -> None:
+    fake_twitter.inject(fake.rate_limited(reset=int(NOW.timestamp()) + 120))
+    with pytest.raises(RateLimited) as caught:
+        make().refresh(recorded_ids[:2])
+    assert caught.value.retry_after == 120
+
+
+def test_a_gone_endpoint_is_reported_as_gone(fake_twitter: FakeTwitter, make: Make) -> None:
+    from connectors.base import EndpointGone
+
+    fake_twitter.inject(Response(json.dumps({"title": "Gone", "detail": "This endpoint has been "
+                                             "retired", "type": "about:blank", "status": 410}),
+                                 status=410, content_type=fake.JSON))
+    with pytest.raises(EndpointGone, match="HTTP 410"):
+        make().fetch([QUERY], None)

@@ -243,3 +243,26 @@ def test_rejects_bad_settings() -> None:
         YouTubeConnector("")
     with pytest.raises(ValueError, match="max_results"):
         YouTubeConnector("k", max_results=51)
+
+
+# -- engagement refresh (videos.list) ------------------------------------------------------------
+
+
+def test_refresh_rereads_view_counts_of_videos(fake_youtube: FakeYouTube, make: Make) -> None:
+    fake_youtube.load_sample()
+    fake_youtube.videos["5YGc4zOqozo"]["statistics"].update(viewCount="900000",
+                                                            likeCount="20000")
+    fresh = {m.source_id: m for m in make().refresh(
+        ["5YGc4zOqozo", "UgzH6wS8Kj0mXj7PqS14AaABAg", "deleted0001"])}
+    assert list(fresh) == ["5YGc4zOqozo"]  # comments are not re-read; deleted ones missing
+    video = fresh["5YGc4zOqozo"]
+    assert (video.engagement.score, video.engagement.likes) == (900000, 20000)
+    assert [(name, params["id"]) for name, params in fake_youtube.calls()] == \
+        [("videos", "5YGc4zOqozo,deleted0001")]
+    assert fake_youtube.units_used == 1
+
+
+def test_refresh_with_an_invalid_key_raises_auth_failed(fake_youtube: FakeYouTube,
+                                                        make: Make) -> None:
+    with pytest.raises(AuthFailed, match="YOUTUBE_API_KEY"):
+        make(api_key="AIzaSy-wrong").refresh(["5YGc4zOqozo"])

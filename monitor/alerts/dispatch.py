@@ -11,9 +11,15 @@ exactly once: a failure is logged as a warning and never fails, delays or repeat
 since the row is already marked sent, a restart never uploads it again (a crash between marking
 the row sent and the upload loses that chart, by design). Thread replies never upload charts.
 
-Known gap: if Slack posts a message but the response is lost (a timeout, or a crash between the
-send and the commit), the row is retried and the message appears twice. A later issue reconciles
-by looking for the incident id in ``conversations.history`` before re-posting a parent.
+A send that may have reached Slack is never posted twice: each attempt is counted in the
+outbox *before* the send, and each post carries its outbox id as message metadata. A row tried
+before (a timeout, a 5xx, or a crash between the send and the commit) is first looked up with
+``Sender.find_posted`` (``conversations.history``/``.replies``); if Slack has it, the row is
+marked sent with that ``ts`` instead of being posted again.
+
+At most one message per ``channel_interval`` (1 s in the daemon: Slack's limit) goes to a channel:
+a row whose channel is busy waits (no attempt counted) until the channel is free. 429s wait for
+Slack's Retry-After.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(minutes=30)
 # A failure's text is kept in the outbox; more than this is noise.
 MAX_ERROR_CHARS = 500
+# Marks a row whose last attempt may have reached Slack: its retry looks for the message first.
+MAYBE_POSTED = "maybe posted"
 # The chart in a new thread: this many hours before the alert, in buckets of this size.
 CHART_HOURS = 24
 CHART_BUCKET = timedelta(minutes=15)
@@ -61,6 +69,7 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     failures: tuple[DeliveryFailure, ...] = field(default_factory=tuple)
+    deferred: int = 0  # rows that waited for their channel's rate limit
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         return DeliveryReport(
@@ -68,6 +77,7 @@ class DeliveryReport:
             self.retried + other.retried,
             self.failed + other.failed,
             self.failures + other.failures,
+            self.deferred + other.deferred,
         )
 
 
@@ -85,6 +95,7 @@ class Dispatcher:
         max_delay: timedelta = MAX_DELAY,
         charts: bool = True,
         complaint_threshold: float = 0.5,
+        channel_interval: timedelta = timedelta(0),  # the app passes alerts.channel_interval
     ) -> None:
         self.engine = engine
         self.sender = sender
@@ -94,6 +105,9 @@ class Dispatcher:
         self.max_delay = max_delay
         self.charts = charts
         self.complaint_threshold = complaint_threshold
+        self.channel_interval = channel_interval
+        self._last_post: dict[str, datetime] = {}  # channel -> last post, in this process
+        self._aliases: dict[str, str] = {}  # a channel's name -> its id, from Slack's answers
 
     # -- the outbox ------------------------------------------------------------------------------
 
@@ -139,6 +153,8 @@ class Dispatcher:
                 continue
             outcome = self._deliver(row)
             report += outcome
+            if outcome.deferred:
+                waiting.add(incident_id)
             if outcome.retried:
                 break
         return report
@@ -168,24 +184,110 @@ class Dispatcher:
         incident = self._incident(row["incident_id"])
         thread_ts: str | None = incident["slack_ts"]
         payload: Mapping[str, Any] = row["payload"]
-        opens_thread = row["kind"] == "open" or thread_ts is None
+        notice = row["kind"] == "notice"  # a DM or a post in another channel, not the thread
+        opens_thread = not notice and (row["kind"] == "open" or thread_ts is None)
         if opens_thread and row["kind"] != "open":
             # The parent failed for good: this reply becomes the parent, showing current state.
             payload = parent_payload(incident)
+        if notice:
+            channel: str | None = str(payload["deliver_to"])
+        elif opens_thread:
+            channel = payload.get("channel")
+        else:
+            channel = incident["slack_channel"]
+        key = self._channel_key(channel)
+        free_at = self._free_at(key)
+        if free_at is not None:
+            self._defer(row, free_at)
+            return DeliveryReport(deferred=1)
+        self._claim(row)
         try:
-            posted = self.sender.post(
-                payload,
-                thread_ts=None if opens_thread else thread_ts,
-                channel=None if opens_thread else incident["slack_channel"],
-            )
+            posted = self._reconciled(row, channel, None if opens_thread or notice else thread_ts)
+            if posted is None:
+                posted = self.sender.post(
+                    {**payload, "outbox_id": row["id"]},
+                    thread_ts=None if opens_thread or notice else thread_ts,
+                    channel=channel,
+                )
         except AlertDeliveryError as exc:
             return self._failed(row, exc)
+        self._posted(key, posted)
+        if notice:
+            self._mark_sent(row, row["incident_id"], posted.ts, None)
+            return DeliveryReport(sent=1)
         self._mark_sent(row, incident["id"], posted.ts, posted.channel if opens_thread else None)
         if opens_thread:
             self._post_chart(incident, payload, posted)
         else:
             self._refresh_parent(incident["id"])
         return DeliveryReport(sent=1)
+
+    # -- never twice, never too fast ----------------------------------------------------------
+
+    def _reconciled(
+        self, row: RowMapping, channel: str | None, thread_ts: str | None
+    ) -> PostedMessage | None:
+        """For a row tried before: the message Slack already has for it, if any."""
+        if MAYBE_POSTED not in (row["last_error"] or "") or not self.sender.reconciles:
+            return None
+        where = channel or str(getattr(self.sender, "channel", "") or "")
+        if not where:
+            return None
+        oldest = aware(row["created_at"]).timestamp() - 60
+        try:
+            found = self.sender.find_posted(
+                row["id"], channel=where, thread_ts=thread_ts, oldest=oldest
+            )
+        except AlertDeliveryError as exc:
+            if exc.retryable:
+                raise
+            # Cannot look (e.g. no channels:history scope): a possible duplicate beats a loss.
+            log.warning("cannot check whether incident #%s's alert was already posted: %s",
+                        row["incident_id"], exc)
+            return None
+        if found is not None:
+            log.warning(
+                "alert for incident #%s was posted by an earlier attempt (ts %s); not reposting",
+                row["incident_id"],
+                found.ts,
+            )
+        return found
+
+    def _channel_key(self, channel: str | None) -> str:
+        name = channel or str(getattr(self.sender, "channel", "") or "")
+        return self._aliases.get(name, name)
+
+    def _free_at(self, key: str) -> datetime | None:
+        """When ``key`` may take the next message, if that is later than now."""
+        last = self._last_post.get(key)
+        if last is None or self.channel_interval <= timedelta(0):
+            return None
+        free = last + self.channel_interval
+        return free if free > self.clock.now() else None
+
+    def _posted(self, key: str, posted: PostedMessage) -> None:
+        now = self.clock.now()
+        self._last_post[key] = now
+        if posted.channel != key:
+            self._aliases[key] = posted.channel
+            self._last_post[posted.channel] = now
+
+    def _defer(self, row: RowMapping, until: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.outbox.update()
+                .where(schema.outbox.c.id == row["id"])
+                .values(next_attempt_at=until)
+            )
+
+    def _claim(self, row: RowMapping) -> None:
+        """Count the attempt before sending: a crash after the send is then reconciled."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                schema.outbox.update()
+                .where(schema.outbox.c.id == row["id"])
+                .values(attempts=row["attempts"] + 1, last_error=f"sending ({MAYBE_POSTED})")
+            )
 
     def _post_chart(
         self, incident: RowMapping, payload: Mapping[str, Any], posted: PostedMessage
@@ -250,6 +352,8 @@ class Dispatcher:
         now = self.clock.now()
         attempts = row["attempts"] + 1
         error = str(exc).splitlines()[0][:MAX_ERROR_CHARS] if str(exc) else type(exc).__name__
+        if exc.retryable and exc.retry_after is None:  # a timeout or 5xx: Slack may have it
+            error = f"{error} ({MAYBE_POSTED})"
         values: dict[str, Any] = {"attempts": attempts, "last_error": error}
         gives_up = not exc.retryable or attempts >= self.max_attempts
         if gives_up:

@@ -12,7 +12,8 @@ delivering an alert never needs the detector, the config or the mention rows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -20,7 +21,17 @@ from typing import Any, Literal
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection, CursorResult, RowMapping
 
+from monitor.alerts.rules import (
+    AlertFacts,
+    Decision,
+    Level,
+    Router,
+    RoutingConfig,
+    policy_snapshot,
+)
+from monitor.alerts.silences import active_silences
 from monitor.archive import schema
+from monitor.archive.engine import SQLITE_BEGIN_OPTION
 from monitor.clock import Clock
 from monitor.errors import UproarError
 from monitor.signals import SEVERITY_RANK, Example, Signal
@@ -96,7 +107,18 @@ def signal_summary(signal: Signal) -> dict[str, Any]:
         "score": signal.score,
         "reasons": list(signal.reasons),
         "examples": [example_dict(e) for e in examples],
+        "story_id": signal.story_id,  # the archive's stories row, if the signal has a story
+        "story_title": signal.story_title,
     }
+
+
+def facts_of(signal: Signal) -> AlertFacts:
+    """What routes match on: brand, severity, signal kind and the quoted posts' sources."""
+    sources = {e.source for e in signal.examples}
+    extra = getattr(signal, "source", None)  # a signal about one source's story, if it says so
+    if isinstance(extra, str) and extra:
+        sources.add(extra)
+    return AlertFacts(signal.brand, signal.severity, signal.kind, tuple(sorted(sources)))
 
 
 def title_for(signal: Signal) -> str:
@@ -119,6 +141,16 @@ def parent_payload(incident: Mapping[Any, Any]) -> dict[str, Any]:
         signal_count=state.get("signal_count", 1),
         acknowledged_by=incident["acknowledged_by"],
     )
+    route = state.get("route") or {}
+    if route.get("channel"):
+        payload["channel"] = route["channel"]
+    if route.get("mentions"):
+        payload["mentions"] = list(route["mentions"])
+    escalated = state.get("escalated")
+    if escalated:
+        payload["escalated"] = escalated
+    if incident["acknowledged_at"] is not None:
+        payload["acknowledged_at"] = aware(incident["acknowledged_at"]).isoformat()
     if incident["resolved_at"] is not None:
         payload["resolved_at"] = aware(incident["resolved_at"]).isoformat()
     return payload
@@ -150,20 +182,31 @@ class IncidentBook:
         *,
         join_window: timedelta = timedelta(hours=6),
         quiet_period: timedelta = timedelta(minutes=30),
-        target: Target = "slack",
+        target: str = "slack",
+        router: Router | None = None,
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.join_window = join_window
         self.quiet_period = quiet_period
         self.target = target
+        # Without a router: one default route to the sender's own channel, no escalation.
+        self.router = router or Router(RoutingConfig(), "")
         # SQLite's deferred transactions do not stop two threads opening the same incident.
         self._lock = threading.Lock()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction that takes SQLite's write lock up front, so the daemon and an
+        `uproar alerts` command in another process wait for each other instead of failing."""
+        options = {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            yield conn
 
     # -- signals -------------------------------------------------------------------------------
 
     def record(self, signal: Signal) -> RecordedAlert:
-        with self._lock, self.engine.begin() as conn:
+        with self._lock, self._write() as conn:
             incident = self._joinable_incident(conn, signal)
             if incident is None:
                 return self._open(conn, signal)
@@ -185,10 +228,13 @@ class IncidentBook:
     def _open(self, conn: Connection, signal: Signal) -> RecordedAlert:
         now = self.clock.now()
         summary = signal_summary(signal)
+        decision = self._decide(conn, signal, now)
+        muted = self._muted_by(conn, signal, decision)
         state = {
             "summary": summary,
             "signal_count": 1,
             "notified": {"count": signal.count, "severity": signal.severity, "at": now.isoformat()},
+            "route": route_state(decision, muted),
         }
         result = conn.execute(
             schema.incidents.insert().values(
@@ -205,14 +251,134 @@ class IncidentBook:
         )
         incident_id = _new_id(result)
         signal_id = self._insert_signal(conn, incident_id, signal, summary)
-        incident = self._load(conn, incident_id)
-        outbox_id = self._enqueue(conn, incident_id, "open", parent_payload(incident))
+        if muted:
+            return RecordedAlert(incident_id, signal_id, True, None, None)
+        outbox_id = self._announce(conn, incident_id, decision)
         return RecordedAlert(incident_id, signal_id, True, outbox_id, "open")
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def _decide(self, conn: Connection, signal: Signal, now: datetime) -> Decision:
+        return self.router.decide(facts_of(signal), now, active_silences(conn, now))
+
+    def _muted_by(
+        self, conn: Connection, signal: Signal, decision: Decision, *, exclude: int = 0
+    ) -> str | None:
+        """Why nothing is sent for this signal: a silence or a more severe open incident."""
+        if decision.silenced_by is not None:
+            return decision.silenced_by.describe()
+        t = schema.incidents
+        others = conn.execute(
+            select(t.c.id, t.c.severity).where(
+                t.c.brand == signal.brand, t.c.status.in_(OPEN_STATUSES), t.c.id != exclude
+            )
+        ).all()
+        for other_id, severity in others:
+            if self.router.inhibits(signal.severity, [severity]):
+                return f"inhibited by open {severity} incident #{other_id}"
+        return None
+
+    def _announce(self, conn: Connection, incident_id: int, decision: Decision) -> int:
+        """Queue the parent message, level-1 DMs and the escalation timers of every route."""
+        held = decision.quiet_until
+        outbox_id = self.enqueue(
+            conn, incident_id, "open", parent_payload(self.load(conn, incident_id)), due=held
+        )
+        self._start_escalations(conn, incident_id, decision, held)
+        return outbox_id
+
+    def _start_escalations(
+        self, conn: Connection, incident_id: int, decision: Decision, held: datetime | None
+    ) -> list[str]:
+        """Timers for routes whose policy has not started on this incident; returns the
+        level-1 mentions of the new ones (the caller shows them)."""
+        e = schema.escalations
+        known = set(
+            conn.execute(select(e.c.policy).where(e.c.incident_id == incident_id)).scalars()
+        )
+        now = self.clock.now()
+        posted = self.load(conn, incident_id)["slack_ts"] is not None
+        mentions: list[str] = []
+        thread_channel = decision.channel or None
+        for route in decision.routes:
+            if route.policy_name in known:
+                continue
+            known.add(route.policy_name)
+            first = route.policy.levels[0]
+            mentions.extend(m for m in first.mention if m not in mentions)
+            payload = parent_payload(self.load(conn, incident_id))
+            self.enqueue_level(conn, incident_id, payload, first, 1, thread_channel, due=held)
+            more = len(route.policy.levels) > 1 or route.policy.repeat > 0
+            level, loop = (1, 0) if len(route.policy.levels) > 1 else (0, 1)
+            # Timers count from the parent's post; one already posted counts from now.
+            status = "active" if posted else "waiting"
+            conn.execute(
+                e.insert().values(
+                    incident_id=incident_id,
+                    route=route.name,
+                    policy=route.policy_name,
+                    plan=policy_snapshot(route.policy),
+                    level=level,
+                    loop=loop,
+                    status=status if more else "done",
+                    started_at=now if posted else None,
+                    next_at=now + route.policy.offset(loop, level) if posted and more else None,
+                    updated_at=now,
+                )
+            )
+        return mentions
+
+    def enqueue_level(
+        self,
+        conn: Connection,
+        incident_id: int,
+        payload: Mapping[str, Any],
+        step: Level,
+        number: int,
+        thread_channel: str | None,
+        *,
+        due: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A level's messages outside the thread: DMs, another channel, webhooks, email."""
+        for user in step.dm:
+            self.enqueue_notice(conn, incident_id, payload, user, level=number, due=due,
+                                extra=extra)
+        if step.channel and thread_channel and step.channel != thread_channel:
+            self.enqueue_notice(conn, incident_id, payload, step.channel, level=number, due=due,
+                                extra=extra)
+        for target, names in (("webhook", step.webhook), ("email", step.email)):
+            for name in names:
+                self.enqueue_notice(conn, incident_id, payload, name, level=number, due=due,
+                                    extra=extra, target=target)
+
+    def enqueue_notice(
+        self,
+        conn: Connection,
+        incident_id: int,
+        payload: Mapping[str, Any],
+        to: str,
+        *,
+        level: int,
+        due: datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
+        target: str | None = None,
+    ) -> int:
+        """A message outside the thread: a DM to a user, a post in another channel, a webhook
+        call or an email (``target``; default: this book's Slack or console target)."""
+        notice = dict(payload)
+        notice.update(kind="notice", event="escalated" if level > 1 else "alert", level=level)
+        notice["deliver_to"] = to
+        notice.update(extra or {})
+        return self.enqueue(conn, incident_id, "notice", notice, due=due, target=target)
 
     def _join(self, conn: Connection, incident: RowMapping, signal: Signal) -> RecordedAlert:
         now = self.clock.now()
         summary = signal_summary(signal)
         state = dict(incident["state"] or {})
+        route = dict(state.get("route") or {})
+        if route.get("muted"):
+            return self._join_muted(conn, incident, signal, state)
         notified = dict(state.get("notified") or {})
         severity = max(incident["severity"], signal.severity, key=_rank)
         newsworthy = self._newsworthy(signal, notified, now)
@@ -236,9 +402,16 @@ class IncidentBook:
             )
         )
         signal_id = self._insert_signal(conn, incident["id"], signal, summary)
+        decision = self._decide(conn, signal, now)
+        if decision.quiet_until is None:
+            self._release_held(conn, incident["id"], now)  # e.g. a warning turned critical
+        mentions: list[str] = []
+        if incident["status"] == "open" and _rank(signal.severity) > _rank(incident["severity"]):
+            # A more severe story may take new routes (the executives' policy): start them.
+            mentions = self._start_escalations(conn, incident["id"], decision, None)
         if not newsworthy:
             return RecordedAlert(incident["id"], signal_id, False, None, None)
-        payload = parent_payload(self._load(conn, incident["id"]))
+        payload = parent_payload(self.load(conn, incident["id"]))
         payload.update(
             kind="update",
             event="signal",
@@ -246,8 +419,62 @@ class IncidentBook:
             previous_count=notified.get("count"),
             previous_severity=notified.get("severity"),
         )
-        outbox_id = self._enqueue(conn, incident["id"], "update", payload)
+        if mentions:
+            payload["mentions"] = mentions
+            payload["broadcast"] = True
+        else:
+            payload.pop("mentions", None)
+        outbox_id = self.enqueue(conn, incident["id"], "update", payload)
         return RecordedAlert(incident["id"], signal_id, False, outbox_id, "update")
+
+    def _join_muted(
+        self, conn: Connection, incident: RowMapping, signal: Signal, state: dict[str, Any]
+    ) -> RecordedAlert:
+        """A signal for an incident nothing was sent for: announce it once no longer muted."""
+        now = self.clock.now()
+        summary = signal_summary(signal)
+        decision = self._decide(conn, signal, now)
+        others = self._muted_by(conn, signal, decision, exclude=incident["id"])
+        state["summary"] = summary
+        state["signal_count"] = int(state.get("signal_count", 1)) + 1
+        state["route"] = route_state(decision, others)
+        if not others:
+            state["notified"] = {
+                "count": signal.count,
+                "severity": signal.severity,
+                "at": now.isoformat(),
+            }
+        conn.execute(
+            schema.incidents.update()
+            .where(schema.incidents.c.id == incident["id"])
+            .values(
+                severity=max(incident["severity"], signal.severity, key=_rank),
+                peak_count=max(incident["peak_count"], signal.count),
+                last_signal_at=max(aware(incident["last_signal_at"]), aware(signal.at)),
+                updated_at=now,
+                state=state,
+            )
+        )
+        signal_id = self._insert_signal(conn, incident["id"], signal, summary)
+        if others:
+            return RecordedAlert(incident["id"], signal_id, False, None, None)
+        outbox_id = self._announce(conn, incident["id"], decision)
+        return RecordedAlert(incident["id"], signal_id, False, outbox_id, "open")
+
+    def _release_held(self, conn: Connection, incident_id: int, now: datetime) -> None:
+        """Send now what quiet hours held back for this incident (never-tried rows only)."""
+        o = schema.outbox
+        conn.execute(
+            o.update()
+            .where(
+                o.c.incident_id == incident_id,
+                o.c.sent_at.is_(None),
+                o.c.failed_at.is_(None),
+                o.c.attempts == 0,
+                o.c.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
 
     def _newsworthy(self, signal: Signal, notified: Mapping[str, Any], now: datetime) -> bool:
         if not notified:
@@ -266,8 +493,8 @@ class IncidentBook:
 
     def acknowledge(self, incident_id: int, by: str) -> bool:
         """Mark an open incident acknowledged; False if it was already acknowledged or resolved."""
-        with self._lock, self.engine.begin() as conn:
-            incident = self._load(conn, incident_id)
+        with self._lock, self._write() as conn:
+            incident = self.load(conn, incident_id)
             if incident["status"] != "open":
                 return False
             now = self.clock.now()
@@ -279,28 +506,76 @@ class IncidentBook:
                 acknowledged_at=now,
                 updated_at=now,
             )
+            self._stop_escalations(conn, incident_id, now)
             self._enqueue_event(conn, incident_id, "acknowledged", by)
             return True
 
     def resolve(self, incident_id: int, by: str) -> bool:
         """Resolve an incident (a new signal then opens a new one); False if already resolved."""
-        with self._lock, self.engine.begin() as conn:
-            incident = self._load(conn, incident_id)
+        with self._lock, self._write() as conn:
+            incident = self.load(conn, incident_id)
             if incident["status"] == "resolved":
                 return False
             now = self.clock.now()
             self._set(conn, incident_id, status="resolved", resolved_at=now, updated_at=now)
+            self._stop_escalations(conn, incident_id, now)
             self._enqueue_event(conn, incident_id, "resolved", by)
             return True
 
+    def silence(self, incident_id: int, by: str, duration: timedelta) -> int:
+        """Silence the incident's brand for ``duration`` (new alerts are recorded, not sent) and
+        stop this incident's escalation; returns the silence id."""
+        with self._lock, self._write() as conn:
+            incident = self.load(conn, incident_id)
+            now = self.clock.now()
+            result = conn.execute(
+                schema.silences.insert().values(
+                    matchers={"brand": [incident["brand"]]},
+                    reason=f"silenced from incident #{incident_id}",
+                    created_by=by,
+                    created_at=now,
+                    ends_at=now + duration,
+                )
+            )
+            self._stop_escalations(conn, incident_id, now)
+            payload = parent_payload(incident)
+            payload.update(
+                kind="update", event="silenced", by=by, minutes=round(duration.total_seconds() / 60)
+            )
+            self.enqueue(conn, incident_id, "update", payload)
+            return _new_id(result)
+
+    def _stop_escalations(self, conn: Connection, incident_id: int, now: datetime) -> None:
+        e = schema.escalations
+        conn.execute(
+            e.update()
+            .where(e.c.incident_id == incident_id, e.c.status.in_(("waiting", "active")))
+            .values(status="stopped", next_at=None, updated_at=now)
+        )
+
     def _enqueue_event(self, conn: Connection, incident_id: int, event: str, by: str) -> None:
-        payload = parent_payload(self._load(conn, incident_id))
+        payload = parent_payload(self.load(conn, incident_id))
         payload.update(kind="update", event=event, by=by)
-        self._enqueue(conn, incident_id, "update", payload)
+        self.enqueue(conn, incident_id, "update", payload)
+        # Webhooks and mailboxes that heard about the incident hear how it ended.
+        o = schema.outbox
+        told = conn.execute(
+            select(o.c.target, o.c.payload).where(
+                o.c.incident_id == incident_id, o.c.target.in_(("webhook", "email"))
+            ).order_by(o.c.id)
+        ).all()
+        seen: set[tuple[str, str]] = set()
+        for target, notice in told:
+            key = (str(target), str((notice or {}).get("deliver_to")))
+            if key in seen:
+                continue
+            seen.add(key)
+            event_payload = {**payload, "kind": "notice", "deliver_to": key[1]}
+            self.enqueue(conn, incident_id, "notice", event_payload, target=key[0])
 
     # -- rows --------------------------------------------------------------------------------------
 
-    def _load(self, conn: Connection, incident_id: int) -> RowMapping:
+    def load(self, conn: Connection, incident_id: int) -> RowMapping:
         t = schema.incidents
         row = conn.execute(select(t).where(t.c.id == incident_id)).mappings().first()
         if row is None:
@@ -331,19 +606,42 @@ class IncidentBook:
         )
         return _new_id(result)
 
-    def _enqueue(
-        self, conn: Connection, incident_id: int, kind: str, payload: Mapping[str, Any]
+    def enqueue(
+        self,
+        conn: Connection,
+        incident_id: int,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        due: datetime | None = None,
+        target: str | None = None,
     ) -> int:
         now = self.clock.now()
         result = conn.execute(
             schema.outbox.insert().values(
                 incident_id=incident_id,
-                target=self.target,
+                target=target or self.target,
                 kind=kind,
                 payload=dict(payload),
                 created_at=now,
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=max(due, now) if due is not None else now,
             )
         )
         return _new_id(result)
+
+
+def route_state(decision: Decision, muted: str | None) -> dict[str, Any]:
+    """What the incident remembers of its routing (shown by ``uproar alerts list``)."""
+    first = decision.routes[0].policy.levels[0]
+    mentions: list[str] = []
+    for route in decision.routes:
+        mentions.extend(m for m in route.policy.levels[0].mention if m not in mentions)
+    return {
+        "routes": [r.name for r in decision.routes],
+        "policies": [r.policy_name for r in decision.routes],
+        "channel": first.channel or decision.channel or None,
+        "mentions": mentions,
+        "muted": muted,
+        "held_until": decision.quiet_until.isoformat() if decision.quiet_until else None,
+    }

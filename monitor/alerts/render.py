@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from monitor.alerts.rules import MENTION, USER_ID, mention_markup
+
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -36,6 +38,8 @@ MAX_HANDLE_CHARS = 100
 MAX_URL_CHARS = 1000
 
 ELLIPSIS = "…"
+# The reaction that acknowledges an alert (alerts.ack_reaction; the name Slack shows for ✅).
+ACK_REACTION = "white_check_mark"
 
 SEVERITY_EMOJI = {
     "critical": ":rotating_light:",
@@ -139,10 +143,27 @@ def _headline(payload: Mapping[str, Any], safe: Callable[[str], str]) -> str:
     if payload.get("status") == "resolved":
         return f":white_check_mark: {brand}: complaints spike resolved"
     emoji = SEVERITY_EMOJI.get(str(payload.get("severity")), ":rotating_light:")
+    story = payload.get("story_title")
+    if story:  # key phrases of untrusted posts: made inert like the brand
+        return f"{emoji} {brand}: complaints spiking — “{safe(plain(str(story)))}”"
     return f"{emoji} {brand}: complaints spiking"
 
 
+# Signals about one post (monitor.detect.spread): their first reason is the number to show.
+_ONE_POST_KINDS = ("engagement_velocity", "high_reach_author")
+
+
+def _one_post_line(payload: Mapping[str, Any]) -> str | None:
+    reasons = payload.get("reasons") or []
+    if payload.get("signal_kind") in _ONE_POST_KINDS and reasons:
+        return " ".join(plain(str(reasons[0])).split())
+    return None
+
+
 def _numbers(payload: Mapping[str, Any]) -> str:
+    one_post = _one_post_line(payload)
+    if one_post is not None:
+        return f"*{mrkdwn(one_post, MAX_REASON_CHARS)}*"
     line = (
         f"*{_number(payload.get('count', 0))}* complaints in the last "
         f"{payload.get('window_minutes', '?')} min — expected about "
@@ -154,11 +175,44 @@ def _numbers(payload: Mapping[str, Any]) -> str:
     return line
 
 
+def _reaction(payload: Mapping[str, Any]) -> str:
+    name = str(payload.get("ack_reaction") or ACK_REACTION)
+    return name if name.replace("_", "").replace("-", "").isalnum() else ACK_REACTION
+
+
+def who(by: Any) -> str:
+    """A person for mrkdwn: a Slack user id becomes a mention, anything else is escaped."""
+    text = str(by or "someone")
+    if USER_ID.match(text):
+        return f"<@{text}>"
+    return mrkdwn(text, MAX_HANDLE_CHARS)
+
+
+def mentions(payload: Mapping[str, Any]) -> str:
+    """Mentions from the config (validated ids only; anything else is dropped)."""
+    ids = [str(m) for m in payload.get("mentions") or [] if MENTION.match(str(m))]
+    return " ".join(mention_markup(m.lstrip("@")) for m in ids)
+
+
+def _clock_time(iso: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(iso)).strftime("%H:%M UTC")
+    except ValueError:
+        return "?"
+
+
 def _status(payload: Mapping[str, Any]) -> str:
     status = str(payload.get("status", "open"))
     by = payload.get("acknowledged_by")
     if status == "acknowledged" and by:
-        return f"acknowledged by {mrkdwn(str(by))}"
+        at = payload.get("acknowledged_at")
+        return f"acknowledged by {who(by)}" + (f" at {_clock_time(at)}" if at else "")
+    escalated = payload.get("escalated")
+    if status == "open" and isinstance(escalated, Mapping):
+        return (
+            f"open, escalated to level {_number(escalated.get('level'))} "
+            f"after {_number(escalated.get('minutes'))} min unacknowledged"
+        )
     return mrkdwn(status)
 
 
@@ -224,19 +278,59 @@ def _with_examples(
 # -- messages ------------------------------------------------------------------------------------
 
 
-def render_slack(payload: Mapping[str, Any], *, max_examples: int | None = None) -> SlackMessage:
+# Button action ids, handled over Socket Mode by ``monitor.alerts.interactive``.
+ACTION_ACK = "uproar_ack"
+ACTION_RESOLVE = "uproar_resolve"
+ACTION_SILENCE = "uproar_silence_1h"
+
+
+def _buttons(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Acknowledge / Resolve / Silence 1h, for the states where they mean something."""
+    status = payload.get("status")
+    incident = str(payload.get("incident_id", ""))
+    if status not in ("open", "acknowledged") or not incident.isdigit():
+        return None
+
+    def button(text: str, action: str, style: str | None = None) -> dict[str, Any]:
+        element: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": text},
+            "action_id": action,
+            "value": incident,
+        }
+        if style:
+            element["style"] = style
+        return element
+
+    elements = []
+    if status == "open":
+        elements.append(button("Acknowledge", ACTION_ACK, "primary"))
+    elements.append(button("Resolve", ACTION_RESOLVE))
+    elements.append(button("Silence 1h", ACTION_SILENCE, "danger"))
+    return {"type": "actions", "block_id": "uproar_actions", "elements": elements}
+
+
+def render_slack(
+    payload: Mapping[str, Any], *, max_examples: int | None = None, buttons: bool = False
+) -> SlackMessage:
     """The Slack message for an outbox payload: a parent ("open") or a thread reply ("update")."""
+    if payload.get("kind") == "notice":
+        return render_notice(payload)
+    if payload.get("kind") == "digest":
+        return render_digest(payload)
     if payload.get("kind") == "update":
         return render_reply(
             payload, max_examples=REPLY_EXAMPLES if max_examples is None else max_examples
         )
     return render_parent(
-        payload, max_examples=PARENT_EXAMPLES if max_examples is None else max_examples
+        payload,
+        max_examples=PARENT_EXAMPLES if max_examples is None else max_examples,
+        buttons=buttons,
     )
 
 
 def render_parent(
-    payload: Mapping[str, Any], *, max_examples: int = PARENT_EXAMPLES
+    payload: Mapping[str, Any], *, max_examples: int = PARENT_EXAMPLES, buttons: bool = False
 ) -> SlackMessage:
     """The thread's parent message: what the story is, how big, and the most-shared posts."""
     header = _headline(payload, lambda brand: mrkdwn(brand, formatting=False))
@@ -250,6 +344,12 @@ def render_parent(
             f"*Signals:* {_number(payload.get('signal_count'))}"
         )
     summary.extend(_reasons(payload))
+    cc = mentions(payload)
+    if cc and payload.get("status") == "open":
+        summary.append(f"*For:* {cc}")
+    actions = _buttons(payload) if buttons else None
+    if payload.get("status") == "open" and actions is None:
+        summary.append(f"React with :{_reaction(payload)}: to acknowledge.")
     head: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -264,6 +364,8 @@ def render_parent(
     examples = payload.get("examples") or []
     if examples and max_examples > 0:
         head.append({"type": "divider"})
+    if actions is not None:
+        head.insert(2, actions)
     blocks = _with_examples(head, examples, _context(payload), max_examples)
     return SlackMessage(text=_fallback(_headline(payload, mrkdwn), payload), blocks=blocks)
 
@@ -271,9 +373,19 @@ def render_parent(
 def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPLES) -> SlackMessage:
     """A thread reply: new numbers, or who acknowledged or resolved the incident."""
     event = payload.get("event", "signal")
-    by = mrkdwn(str(payload.get("by") or "someone"), MAX_HANDLE_CHARS)
+    by = who(payload.get("by"))
+    if event == "escalated":
+        return render_escalation(payload)
     if event == "acknowledged":
         line = f":eyes: Acknowledged by *{by}*"
+        return SlackMessage(
+            text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+        )
+    if event == "silenced":
+        line = (
+            f":no_bell: *{by}* silenced {mrkdwn(str(payload.get('brand_name') or '?'))} alerts "
+            f"for {_number(payload.get('minutes', '?'))} min; escalation stopped"
+        )
         return SlackMessage(
             text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
         )
@@ -288,6 +400,9 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
         severity = f"{mrkdwn(str(previous))} → {severity}"
     lines = [f":chart_with_upwards_trend: *Update* · severity {severity}", _numbers(payload)]
     lines.extend(_reasons(payload))
+    cc = mentions(payload)
+    if cc:
+        lines.append(f"*For:* {cc}")
     blocks = _with_examples(
         [_section("\n".join(lines))], payload.get("examples") or [], _context(payload), max_examples
     )
@@ -295,7 +410,84 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     return SlackMessage(text=_cut_rendered(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
 
 
+def render_escalation(payload: Mapping[str, Any]) -> SlackMessage:
+    """A thread reply (broadcast to the channel) telling the next level about the incident."""
+    cc = mentions(payload) or "the channel"
+    line = (
+        f":rotating_light: *Still unacknowledged after {_number(payload.get('minutes', '?'))} min*"
+        f" — escalating to level {_number(payload.get('level', '?'))}: {cc}\n"
+        f"React with :{_reaction(payload)}: on the alert to acknowledge."
+    )
+    text = (
+        f"Escalation (level {payload.get('level', '?')}): incident "
+        f"#{payload.get('incident_id', '?')} unacknowledged for {payload.get('minutes', '?')} min"
+    )
+    return SlackMessage(
+        text=_cut_rendered(text, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+    )
+
+
+def render_digest(payload: Mapping[str, Any]) -> SlackMessage:
+    """The daily digest of one brand: numbers and incidents of the last 24 hours."""
+    brand = " ".join(plain(str(payload.get("brand_name") or "?")).split())
+    header = f":newspaper: Daily digest: {mrkdwn(brand, formatting=False)}"
+    lines = [mrkdwn(str(line), MAX_REASON_CHARS) for line in payload.get("lines") or []]
+    blocks = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut_rendered(header, MAX_HEADER_TEXT)},
+        },
+        _section("\n".join(lines) or "No data."),
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": cut(
+                        f"{_when(payload.get('start'))} to {_when(payload.get('end'))}",
+                        MAX_CONTEXT_TEXT,
+                    ),
+                }
+            ],
+        },
+    ]
+    text = _cut_rendered(mrkdwn(str(payload.get("text") or header)), MAX_FALLBACK_TEXT)
+    return SlackMessage(text=text, blocks=blocks)
+
+
+def render_notice(payload: Mapping[str, Any]) -> SlackMessage:
+    """A DM, or a post in another channel, pointing at the incident's thread."""
+    brand = mrkdwn(" ".join(plain(str(payload.get("brand_name") or "?")).split()))
+    thread = ""
+    channel = str(payload.get("thread_channel") or payload.get("channel") or "")
+    if channel.startswith(("C", "G")) and channel.isalnum():
+        thread = f" — the thread is in <#{channel}>"
+    elif channel.startswith("#"):
+        thread = f" — the thread is in {mrkdwn(channel)}"
+    if payload.get("event") == "escalated":
+        head = (
+            f":rotating_light: *{brand}: complaints spiking, unacknowledged for "
+            f"{_number(payload.get('minutes', '?'))} min* (level {_number(payload.get('level'))})"
+        )
+    else:
+        emoji = SEVERITY_EMOJI.get(str(payload.get("severity")), "")
+        head = f"{emoji} *{brand}: complaints spiking*"
+    lines = [head + thread, _numbers(payload)]
+    lines.extend(_reasons(payload))
+    return SlackMessage(
+        text=_cut_rendered(f"{_headline(payload, mrkdwn)} — {_plain_numbers(payload)}",
+                           MAX_FALLBACK_TEXT),
+        blocks=[_section("\n".join(lines)), _context(payload)],
+    )
+
+
 def _plain_numbers(payload: Mapping[str, Any]) -> str:
+    one_post = _one_post_line(payload)
+    if one_post is not None:
+        return (
+            f"{cut(one_post, MAX_REASON_CHARS)}, severity {payload.get('severity', '?')}, "
+            f"incident #{payload.get('incident_id', '?')}"
+        )
     return (
         f"{_number(payload.get('count', 0))} complaints in "
         f"{payload.get('window_minutes', '?')} min "
@@ -313,11 +505,20 @@ def _fallback(headline: str, payload: Mapping[str, Any]) -> str:
 
 def render_console(payload: Mapping[str, Any]) -> str:
     """Plain text lines for a terminal or a log, when no Slack token is configured."""
+    if payload.get("kind") == "digest":
+        return plain(str(payload.get("text") or ""))
     incident = f"incident #{payload.get('incident_id', '?')}"
     brand = plain(str(payload.get("brand_name") or payload.get("brand") or "?"))
     event = payload.get("event", "signal")
-    if payload.get("kind") == "update" and event in ("acknowledged", "resolved"):
+    if payload.get("kind") == "update" and event in ("acknowledged", "resolved", "silenced"):
         return f"[{incident}] {brand}: {event} by {plain(str(payload.get('by') or 'someone'))}\n"
+    if event == "escalated":
+        to = " ".join("@" + str(m) for m in payload.get("mentions") or []) or "the channel"
+        where = f" (to {plain(str(payload['deliver_to']))})" if payload.get("deliver_to") else ""
+        return (
+            f"[{incident}] {brand}: unacknowledged for {payload.get('minutes', '?')} min, "
+            f"escalating to level {payload.get('level', '?')}: {plain(to)}{where}\n"
+        )
     severity = str(payload.get("severity", "?")).upper()
     if payload.get("kind") == "update":
         head = f"[{severity}] {brand}: update on {incident}"

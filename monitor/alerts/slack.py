@@ -31,6 +31,11 @@ RETRYABLE_ERRORS = frozenset(
 DEFAULT_RETRY_AFTER = 60.0
 # The name the volume chart gets in Slack.
 CHART_FILENAME = "uproar-volume.png"
+# Message metadata marking each post with its outbox row, so a retry after a timeout can find
+# the message Slack did post instead of posting it twice.
+METADATA_EVENT = "uproar_alert"
+# How many messages back a reconciliation looks.
+RECONCILE_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,27 @@ class Sender(ABC):
         """
         return None  # deliberately not abstract: a sender without images needs no override
 
+    def close(self) -> None:
+        """Release connections (the daemon calls it at shutdown)."""
+        return None  # deliberately not abstract: most senders hold nothing open
+
+    #: Whether ``reactions`` can read anything (the console cannot).
+    reads_reactions: ClassVar[bool] = False
+
+    def reactions(self, ts: str, *, channel: str | None = None) -> dict[str, list[str]]:
+        """Reaction name -> user ids who reacted to message ``ts``; same error contract."""
+        return {}
+
+    #: Whether ``find_posted`` can look anything up; the dispatcher skips it if not.
+    reconciles: ClassVar[bool] = False
+
+    def find_posted(
+        self, outbox_id: int, *, channel: str, thread_ts: str | None, oldest: float
+    ) -> PostedMessage | None:
+        """The message an earlier, unanswered attempt of outbox row ``outbox_id`` posted after
+        ``oldest`` (Unix seconds), or None. Same error contract as ``post``."""
+        return None
+
 
 class SlackSender(Sender):
     """Posts Block Kit messages with slack_sdk's ``WebClient`` (postMessage, update), and
@@ -90,14 +116,19 @@ class SlackSender(Sender):
         api_url: str = "https://slack.com/api/",
         *,
         timeout: float = 10,
+        buttons: bool = False,
+        ack_reaction: str = "white_check_mark",
     ) -> None:
         self.channel = channel
+        self.ack_reaction = ack_reaction.strip(":")  # named in the alert's hint
+        self.buttons = buttons  # Socket Mode is on: parents get Acknowledge/Resolve/Silence
         self.client = WebClient(
             token=token,
             base_url=api_url if api_url.endswith("/") else api_url + "/",
             timeout=timeout,  # type: ignore[arg-type]  # urllib takes float seconds
             retry_handlers=[],
         )
+        self._ids: dict[str, str] = {}  # channel name (no #) -> id, learned from Slack
 
     def post(
         self,
@@ -106,9 +137,16 @@ class SlackSender(Sender):
         thread_ts: str | None = None,
         channel: str | None = None,
     ) -> PostedMessage:
-        message = render_slack(payload)
+        message = render_slack({**payload, "ack_reaction": self.ack_reaction}, buttons=self.buttons)
         where = channel or self.channel
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if thread_ts and payload.get("broadcast"):
+            extra["reply_broadcast"] = True  # escalations show in the channel too
+        if isinstance(payload.get("outbox_id"), int):
+            extra["metadata"] = {
+                "event_type": METADATA_EVENT,
+                "event_payload": {"outbox_id": payload["outbox_id"]},
+            }
         try:
             response = self.client.chat_postMessage(
                 channel=where,
@@ -120,10 +158,66 @@ class SlackSender(Sender):
             )
         except Exception as exc:
             raise self._delivery_error(exc, "chat.postMessage", where) from exc
-        return PostedMessage(channel=str(response.get("channel") or where), ts=str(response["ts"]))
+        posted = PostedMessage(str(response.get("channel") or where), str(response["ts"]))
+        if where != posted.channel:
+            self._ids[where.lstrip("#")] = posted.channel
+        return posted
+
+    reconciles: ClassVar[bool] = True
+
+    def find_posted(
+        self, outbox_id: int, *, channel: str, thread_ts: str | None, oldest: float
+    ) -> PostedMessage | None:
+        """``conversations.history`` (or ``.replies`` in a thread) with metadata; needs the
+        channels:history scope (groups:history for a private channel)."""
+        channel_id = self._channel_id(channel)
+        if channel_id is None:
+            return None
+        method = "conversations.replies" if thread_ts else "conversations.history"
+        args: dict[str, Any] = {
+            "channel": channel_id,
+            "oldest": f"{oldest:.6f}",
+            "include_all_metadata": True,
+            "limit": RECONCILE_LIMIT,
+        }
+        try:
+            if thread_ts:
+                response = self.client.conversations_replies(ts=thread_ts, **args)
+            else:
+                response = self.client.conversations_history(**args)
+        except Exception as exc:
+            raise self._delivery_error(exc, method, channel) from exc
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            marker = metadata.get("event_payload") or {}
+            ours = metadata.get("event_type") == METADATA_EVENT
+            if ours and marker.get("outbox_id") == outbox_id:
+                return PostedMessage(channel=channel_id, ts=str(message["ts"]))
+        return None
+
+    def _channel_id(self, channel: str) -> str | None:
+        """A channel id for a name (``conversations.list``, cached); ids and DMs pass through."""
+        name = channel.lstrip("#")
+        if name in self._ids:
+            return self._ids[name]
+        if not channel.startswith("#") and name[:1] in ("C", "G", "D") and name.isalnum():
+            return name
+        if name[:1] in ("U", "W") and name.isalnum():
+            return None  # a DM not yet posted: nothing to reconcile against
+        if name not in self._ids:
+            try:
+                response = self.client.conversations_list(
+                    types="public_channel,private_channel", exclude_archived=True, limit=1000
+                )
+            except Exception as exc:
+                raise self._delivery_error(exc, "conversations.list", channel) from exc
+            for item in response.get("channels") or []:
+                self._ids[str(item.get("name"))] = str(item.get("id"))
+        return self._ids.get(name)
 
     def update(self, ts: str, payload: Mapping[str, Any], *, channel: str | None = None) -> None:
-        message = render_parent(payload)
+        shown = {**payload, "ack_reaction": self.ack_reaction}
+        message = render_parent(shown, buttons=self.buttons)
         where = channel or self.channel
         try:
             self.client.chat_update(channel=where, ts=ts, text=message.text, blocks=message.blocks)
@@ -154,6 +248,21 @@ class SlackSender(Sender):
             api_url = str(getattr(getattr(exc, "response", None), "api_url", "") or "")
             method = api_url.rsplit("/", 1)[-1] or "files_upload_v2"
             raise self._delivery_error(exc, method, channel) from exc
+
+    reads_reactions: ClassVar[bool] = True
+
+    def reactions(self, ts: str, *, channel: str | None = None) -> dict[str, list[str]]:
+        """``reactions.get`` (scope reactions:read) on the message ``ts``."""
+        where = channel or self.channel
+        try:
+            response = self.client.reactions_get(channel=where, timestamp=ts, full=True)
+        except Exception as exc:
+            raise self._delivery_error(exc, "reactions.get", where) from exc
+        message = response.get("message") or {}
+        return {
+            str(r.get("name")): [str(u) for u in r.get("users") or []]
+            for r in message.get("reactions") or []
+        }
 
     def check(self) -> str:
         """``auth.test``: the bot's user name, or ``AlertDeliveryError`` saying what to fix."""

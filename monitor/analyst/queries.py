@@ -236,9 +236,19 @@ def _brands_column(connection: Connection) -> Any:
 def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     """The ``mentions`` columns (``raw`` as NULL) plus ``brands``, filtered, ordered, limited."""
     page = f.limit is not None and f.order == "time"
-    query = select(*_READ_COLUMNS, _brands_column(connection)).where(
-        *conditions(connection, f, newest_first_page=page)
-    )
+    floor = None
+    if page and f.text is not None and connection.dialect.name == "sqlite":
+        from dataclasses import replace
+
+        from monitor.analyst.newest import id_floor, matches_from
+
+        others = conditions(connection, replace(f, text=None))
+        floor = id_floor(connection, f, others, f.limit or 0)
+    if floor is not None:  # SQLite, newest page of a common word: see monitor/analyst/newest.py
+        where = [*others, matches_from(*floor)]
+    else:
+        where = conditions(connection, f, newest_first_page=page)
+    query = select(*_READ_COLUMNS, _brands_column(connection)).where(*where)
     if f.order == "engagement":
         query = query.order_by(ENGAGEMENT.desc(), mentions.c.created_at.desc())
     elif page and f.text is not None and _pg_rare_words(connection, f.text):

@@ -152,6 +152,11 @@ def volume(
 ) -> list[VolumeRow]:
     """Mentions and complaints per bucket and brand, oldest first, empty buckets as zeros."""
     if _only_brand_time_complaint(f):
+        from monitor.analyst.hourly import volume_from_rollup
+
+        rolled = volume_from_rollup(connection, f, by, complaint_threshold)
+        if rolled is not None:
+            return rolled
         return _volume_from_brand_rows(connection, f, by, complaint_threshold)
     start = bucket_start(connection, by, mentions.c.created_at).label("bucket")
     query = (

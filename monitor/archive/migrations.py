@@ -68,15 +68,34 @@ def _v2_search_indexes(connection: Connection) -> None:
 
 
 def _v3_stories(connection: Connection) -> None:
-    """Stories (issue 5): tables for grouped complaint stories; no-op until they exist."""
+    """Stories (issue 5: ``stories``, ``story_mentions``) and engagement/source state (issue 4).
+
+    Every table of schema.py marked ``info={"since": 3}``; v1 already made them on a fresh file.
+    """
+    metadata.create_all(connection, [t for t in metadata.sorted_tables if t.info.get("since") == 3])
 
 
 def _v4_alerting(connection: Connection) -> None:
     """Alert routing state (issue 6): escalation timers, acknowledgements, silences."""
+    from monitor.archive.schema import digests, escalations, silences
+
+    metadata.create_all(connection, tables=[escalations, silences, digests], checkfirst=True)
 
 
 def _v5_analyst(connection: Connection) -> None:
-    """Analyst archive (issue 7): retention bookkeeping, SQL views, rollups."""
+    """Analyst archive (issue 7): the hourly volume rollup, brand accounts, SQL views.
+
+    ``volume_hourly`` is recounted from ``mention_brands`` when this migration creates it (an
+    existing archive); v1 already created it, empty, on a fresh one.
+    """
+    from monitor.archive import rollup, views
+    from monitor.archive.schema import brand_accounts, volume_hourly
+
+    existed = inspect(connection).has_table(volume_hourly.name)
+    metadata.create_all(connection, tables=[volume_hourly, brand_accounts], checkfirst=True)
+    if not existed:
+        rollup.rebuild(connection)
+    views.create_views(connection)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

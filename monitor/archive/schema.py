@@ -154,3 +154,137 @@ outbox = Table(
     Column("message_ts", String(64)),
 )
 Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.failed_at, outbox.c.next_attempt_at)
+
+# Engagement history (issue 4): one row per re-read of a mention's counts, so detection can
+# tell how fast a post spreads (reposts or likes per minute). Created by migration v3.
+engagement_samples = Table(
+    "engagement_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("likes", Integer, nullable=False),
+    Column("reposts", Integer, nullable=False),
+    Column("replies", Integer, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("author_followers", Integer),
+    info={"since": 3},  # created by migration v3 on an existing archive
+)
+Index("ix_engagement_samples_mention_at", engagement_samples.c.mention_id, engagement_samples.c.at)
+
+# Per-source health (issue 4), written by the daemon after every poll so `uproar sources`
+# can show it while the daemon runs. Created by migration v3.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("last_poll_at", DateTime(timezone=True)),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("last_error_at", DateTime(timezone=True)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("items_last_poll", Integer),
+    Column("next_poll_at", DateTime(timezone=True)),
+    Column("paused", Text),  # why the source stopped polling (credentials refused), or NULL
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    info={"since": 3},  # created by migration v3 on an existing archive
+)
+
+# Hourly volume rollup (v5, kept by store in the ingest transaction; see archive/rollup.py):
+# mentions per brand, UTC hour and complaint-probability bin (-1 unclassified, else 0..20 for
+# [k/20, (k+1)/20)). It answers long-range volume fast and is kept when old mentions are dropped.
+volume_hourly = Table(
+    "volume_hourly",
+    metadata,
+    Column("brand", String(64), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("complaint_bin", Integer, primary_key=True),
+    Column("mentions", Integer, nullable=False),
+)
+
+# Escalation timers (v4): one row per incident and policy; ``level``/``loop`` say what fires
+# next and ``next_at`` when, so a restart continues at the right level at the right time.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("route", String(128), nullable=False),
+    Column("policy", String(128), nullable=False),
+    Column("plan", JSON, nullable=False),  # the policy as it was when the incident opened
+    Column("level", Integer, nullable=False, default=1),  # the next level to fire (0-based)
+    Column("loop", Integer, nullable=False, default=0),
+    Column("status", String(16), nullable=False),  # waiting | active | stopped | done
+    Column("started_at", DateTime(timezone=True)),  # when the alert was first posted
+    Column("next_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("incident_id", "policy", name="uq_escalations_incident_policy"),
+)
+Index("ix_escalations_status_next", escalations.c.status, escalations.c.next_at)
+
+# Silences (v4) created from the CLI: alerts matching ``matchers`` are recorded, not sent.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", JSON, nullable=False),  # {"brand": ["acme"], "severity": [...]}
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+)
+
+# The brands' own accounts (v5), copied from the config's brands[].handles by `uproar maintain`:
+# the incident_response_times view looks for their first post after an incident opened.
+brand_accounts = Table(
+    "brand_accounts",
+    metadata,
+    Column("brand", String(64), primary_key=True),
+    Column("handle", String(256), primary_key=True),  # lower case, without a leading @
+)
+
+# Stories (v3, issue 5): complaints about the same thing, grouped online by monitor.detect.stories.
+# ``top_posts`` are the most-shared posts (with the seed first), as alert examples.
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("brand", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("mention_count", Integer, nullable=False),
+    Column("rate_per_hour", Float, nullable=False),  # mentions in the hour before last_seen
+    Column("growth_per_hour", Float, nullable=False),  # that hour over the hour before
+    Column("total_reach", Float, nullable=False),  # author followers + engagement, summed
+    Column("sources", JSON, nullable=False),  # {"twitter": 40, "reddit": 2}
+    Column("top_posts", JSON, nullable=False),
+    Column("key_phrases", JSON, nullable=False),  # {"broke guitar": 12, ...}, most frequent
+    Column("centroid", JSON),  # mean embedding, to resume grouping after a restart
+    Column("embedded", Integer, nullable=False, default=0),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    info={"since": 3},  # created by migration v3 on an existing archive
+)
+Index("ix_stories_brand_last_seen", stories.c.brand, stories.c.last_seen)
+
+story_mentions = Table(
+    "story_mentions",
+    metadata,
+    Column("story_id", Integer, ForeignKey("stories.id", ondelete="CASCADE"), primary_key=True),
+    Column("mention_id", Integer, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("brand", String(64), nullable=False),
+    Column("similarity", Float, nullable=False),  # to the story when it joined (1: opened it)
+    Column("created_at", DateTime(timezone=True), nullable=False),  # the mention's
+    info={"since": 3},  # created by migration v3 on an existing archive
+)
+Index("ix_story_mentions_mention", story_mentions.c.mention_id)
+
+# Daily digests sent (v4): one row per brand, local day and target, written before the send.
+digests = Table(
+    "digests",
+    metadata,
+    Column("brand", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # the local date it was sent for, YYYY-MM-DD
+    Column("target", String(320), primary_key=True),  # a Slack channel or an email address
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitor.archive import bulk
+from monitor.archive import bulk, rollup
 from monitor.archive.convert import engagement_row, mention_row, to_db_time
 from monitor.archive.records import StoredMention, StoreResult
 from monitor.archive.schema import cursors, mentions
@@ -83,6 +83,7 @@ def store_mentions(
             )
     if brand_rows:
         bulk.insert_brands(connection, brand_rows)
+        rollup.add_brand_rows(connection, brand_rows)
 
     # One refresh per identity: the last copy in the batch carries the newest counts.
     latest = {batch[i].mention.key: batch[i] for i in range(len(batch)) if not is_new[i]}

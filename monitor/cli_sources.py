@@ -1,0 +1,150 @@
+"""``uproar sources``: each source's health, read from the archive (works while the daemon
+runs, from another shell or host): enabled, state, last success, last error, consecutive
+failures, items in the last poll, next poll, and why a source is paused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connectors.base import format_time
+from monitor.cli_common import CONFIG_OPTION
+from monitor.clock import SystemClock
+from monitor.source_health import SourceHealth, load_health
+
+
+@dataclass(slots=True)
+class SourceRow:
+    source: str
+    enabled: bool | None  # None: not in the config (or no config was read)
+    state: str  # ok | failing | paused | not polled yet | disabled
+    health: SourceHealth | None
+
+
+def source_rows(enabled: dict[str, bool], saved: list[SourceHealth]) -> list[SourceRow]:
+    """Configured sources in config order, then sources only the archive knows."""
+    by_name = {h.source: h for h in saved}
+    rows = []
+    for name in [*enabled, *(n for n in by_name if n not in enabled)]:
+        health = by_name.get(name)
+        on = enabled.get(name)
+        rows.append(SourceRow(name, on, _state(on, health), health))
+    return rows
+
+
+def _state(enabled: bool | None, health: SourceHealth | None) -> str:
+    if enabled is False:
+        return "disabled"
+    if health is None or health.last_poll_at is None:
+        return "not polled yet"
+    if health.paused:
+        return "paused"
+    return "failing" if health.consecutive_failures else "ok"
+
+
+def row_json(row: SourceRow) -> dict[str, Any]:
+    h = row.health
+
+    def when(value: datetime | None) -> str | None:
+        return format_time(value) if value is not None else None
+
+    return {
+        "source": row.source,
+        "enabled": row.enabled,
+        "state": row.state,
+        "last_poll": when(h.last_poll_at) if h else None,
+        "last_success": when(h.last_success_at) if h else None,
+        "last_error": h.last_error if h else None,
+        "last_error_at": when(h.last_error_at) if h else None,
+        "consecutive_failures": h.consecutive_failures if h else 0,
+        "items_last_poll": h.items_last_poll if h else None,
+        "next_poll": when(h.next_poll_at) if h else None,
+        "paused": h.paused if h else None,
+    }
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    """``3m ago`` / ``in 4m`` / ``-``, to the largest whole unit."""
+    if value is None:
+        return "-"
+    delta = now - value
+    future = delta < timedelta(0)
+    seconds = int(abs(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            text = f"{seconds // size}{unit}"
+            break
+    else:
+        text = f"{seconds}s"
+    return f"in {text}" if future else f"{text} ago"
+
+
+_STYLES = {"ok": "green", "failing": "yellow", "paused": "bold red", "disabled": "dim",
+           "not polled yet": "dim"}
+
+
+def print_table(rows: list[SourceRow], now: datetime) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Uproar sources", title_justify="left")
+    for column in ("source", "enabled", "state", "last success", "failures", "items",
+                   "next poll", "last error / why paused"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        h = row.health
+        why = (h.paused or h.last_error or "") if h and row.state in ("paused", "failing") else ""
+        table.add_row(
+            row.source,
+            {True: "yes", False: "no", None: "?"}[row.enabled],
+            f"[{_STYLES[row.state]}]{row.state}[/]",
+            ago(h.last_success_at, now) if h else "-",
+            str(h.consecutive_failures) if h else "0",
+            str(h.items_last_poll) if h and h.items_last_poll is not None else "-",
+            ago(h.next_poll_at, now) if h and row.state != "disabled" else "-",
+            escape(why),  # error text can hold text from the internet: no markup from it
+        )
+    Console(width=160).print(table)
+
+
+@click.command("sources")
+@CONFIG_OPTION
+@click.option("--archive", "archive_url", default=None, metavar="URL",
+              help="Archive to read (default: archive.url from the config).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="json: one array of objects, times in UTC ISO-8601.")
+@click.pass_context
+def sources(ctx: click.Context, config_path: Path, archive_url: str | None, fmt: str) -> None:
+    """Show each source's health, as the running daemon last saved it in the archive:
+    enabled, state (ok, failing, paused, disabled), last success, consecutive failures,
+    items in the last poll, next poll, and the last error or why the source is paused.
+
+    \b
+    Example:
+      uproar sources -c /etc/uproar/config.yaml
+      uproar sources --format json | jq '.[] | select(.state != "ok")'
+    """
+    from monitor.cli_analyst import open_archive
+
+    enabled: dict[str, bool] = {}
+    explicit = ctx.get_parameter_source("config_path") not in (
+        click.core.ParameterSource.DEFAULT, None)
+    if archive_url is None or explicit or config_path.is_file():
+        from monitor.config import load_config
+
+        config = load_config(config_path).config
+        enabled = {name: s.enabled for name, s in config.sources.all().items()}
+    with open_archive(ctx, config_path, archive_url) as (archive, _threshold):
+        saved = load_health(archive.engine)
+    rows = source_rows(enabled, saved)
+    now = SystemClock().now()
+    if fmt == "json":
+        click.echo(json.dumps([row_json(r) for r in rows], ensure_ascii=False, indent=2))
+    else:
+        print_table(rows, now)

@@ -1,0 +1,306 @@
+// Uproar archive dashboard: plain JS, no dependencies. Every value from the API is untrusted
+// text from the internet: it is only ever placed with textContent / createTextNode (never as
+// HTML), and only http(s) links are made clickable.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const PAGE = 50;
+const state = { offset: 0, params: null };
+
+function $(selector) { return document.querySelector(selector); }
+
+// el("td", {className: "x"}, "text", otherNode): strings become text nodes.
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+  }
+  return node;
+}
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  return node;
+}
+
+function safeLink(url, label) {
+  let ok = false;
+  try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch (e) { ok = false; }
+  if (!ok) return el("span", {}, label);
+  return el("a", { href: url, rel: "noopener noreferrer nofollow", target: "_blank" }, label);
+}
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function api(path, params) {
+  const query = params ? "?" + new URLSearchParams(params).toString() : "";
+  const headers = {};
+  const token = sessionStorage.getItem("uproar-token");
+  if (token) headers.Authorization = "Bearer " + token;
+  const response = await fetch(path + query, { headers });
+  if (response.status === 401) {
+    $("#token-box").hidden = false;
+    throw new Error("This server needs a token: enter it above.");
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    throw new Error(detail || response.statusText);
+  }
+  return body;
+}
+
+function formParams() {
+  const params = {};
+  for (const [key, value] of new FormData($("#search-form")).entries()) {
+    if (String(value).trim() !== "") params[key] = String(value).trim();
+  }
+  return params;
+}
+
+function time(value) { return value ? String(value).replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : ""; }
+
+function engagement(m) {
+  const e = m.engagement || {};
+  return (e.likes || 0) + (e.reposts || 0) + (e.replies || 0) + (e.score || 0);
+}
+
+// -- search ---------------------------------------------------------------------------------
+
+async function runSearch(offset) {
+  showError("");
+  state.offset = offset;
+  const params = state.params;
+  const { by, ...filters } = params;
+  try {
+    const page = await api("/api/mentions", { ...filters, offset, limit: PAGE });
+    renderResults(page);
+    if (offset === 0) {
+      const chartFilters = { ...filters };
+      delete chartFilters.sort;
+      const [vol, sentiment] = await Promise.all([
+        api("/api/stats/volume", { ...chartFilters, by: by || "day" }),
+        "sentiment" in chartFilters ? Promise.resolve([]) :
+          api("/api/stats/sentiment", { ...chartFilters, by: by || "day" }),
+      ]);
+      drawVolume(vol);
+      drawSentiment(sentiment);
+    }
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function renderResults(page) {
+  const body = $("#results tbody");
+  body.replaceChildren();
+  for (const m of page.items) {
+    const c = m.classification;
+    const row = el("tr", { className: "mention-row" },
+      el("td", {}, time(m.created_at)),
+      el("td", {}, m.source),
+      el("td", {}, (m.brands || []).join(", ")),
+      el("td", {}, m.author ? m.author.handle : ""),
+      el("td", { className: "mention-text" }, m.text),
+      el("td", { className: "sentiment " + (c ? c.sentiment : "") }, c ? c.sentiment : ""),
+      el("td", {}, c ? c.complaint.toFixed(2) : ""),
+      el("td", {}, engagement(m)));
+    row.dataset.id = String(m.id);
+    row.tabIndex = 0;
+    row.addEventListener("click", () => showMention(m.id));
+    row.addEventListener("keydown", (e) => { if (e.key === "Enter") showMention(m.id); });
+    body.append(row);
+  }
+  const first = page.items.length ? page.offset + 1 : 0;
+  $("#result-count").textContent =
+    `${first}–${page.offset + page.items.length}` + (page.next_offset === null ? "" : " (more)");
+  $("#prev-page").disabled = page.offset === 0;
+  $("#next-page").disabled = page.next_offset === null;
+}
+
+// -- charts (inline SVG) ----------------------------------------------------------------------
+
+const W = 640, H = 200, PAD = { l: 44, r: 10, t: 10, b: 28 };
+
+function lineChart(figure, buckets, series) {
+  figure.querySelectorAll("svg, .legend, .empty").forEach((n) => n.remove());
+  if (!buckets.length) {
+    figure.append(el("p", { className: "empty" }, "no mentions in this range"));
+    return;
+  }
+  const max = Math.max(1, ...series.flatMap((s) => s.values));
+  const x = (i) => PAD.l + (buckets.length === 1 ? 0.5 : i / (buckets.length - 1)) * (W - PAD.l - PAD.r);
+  const y = (v) => H - PAD.b - (v / max) * (H - PAD.t - PAD.b);
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", width: W, height: H });
+  chart.append(svg("line", { x1: PAD.l, y1: H - PAD.b, x2: W - PAD.r, y2: H - PAD.b, class: "axis" }));
+  chart.append(svg("line", { x1: PAD.l, y1: PAD.t, x2: PAD.l, y2: H - PAD.b, class: "axis" }));
+  for (const v of [0, max]) {
+    const label = svg("text", { x: PAD.l - 4, y: y(v) + 4, "text-anchor": "end", class: "tick" });
+    label.textContent = String(v);
+    chart.append(label);
+  }
+  for (const i of [0, buckets.length - 1]) {
+    const label = svg("text", { x: x(i), y: H - 8, "text-anchor": i ? "end" : "start", class: "tick" });
+    label.textContent = time(buckets[i]).slice(0, 16);
+    chart.append(label);
+  }
+  for (const s of series) {
+    const points = s.values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+    chart.append(svg("polyline", { points, class: "series " + s.className }));
+  }
+  const legend = el("div", { className: "legend" });
+  for (const s of series) legend.append(el("span", { className: "key " + s.className }, s.name));
+  figure.append(chart, legend);
+}
+
+function drawVolume(rows) {
+  const byBucket = new Map();
+  for (const r of rows) {
+    const t = byBucket.get(r.bucket) || { mentions: 0, complaints: 0 };
+    t.mentions += r.mentions;
+    t.complaints += r.complaints;
+    byBucket.set(r.bucket, t);
+  }
+  const buckets = [...byBucket.keys()].sort();
+  lineChart($("#volume-chart"), buckets, [
+    { name: "mentions", className: "mentions", values: buckets.map((b) => byBucket.get(b).mentions) },
+    { name: "complaints", className: "complaints", values: buckets.map((b) => byBucket.get(b).complaints) },
+  ]);
+}
+
+function drawSentiment(rows) {
+  const buckets = rows.map((r) => r.bucket);
+  lineChart($("#sentiment-chart"), buckets, ["negative", "neutral", "positive"].map((name) => (
+    { name, className: name, values: rows.map((r) => r[name]) })));
+}
+
+// -- mention detail -------------------------------------------------------------------------
+
+async function showMention(id) {
+  showError("");
+  try {
+    const m = await api(`/api/mentions/${encodeURIComponent(id)}`);
+    const c = m.classification;
+    $("#detail-id").textContent = String(m.id);
+    const fields = [
+      ["source", `${m.source} ${m.source_id}`],
+      ["link", safeLink(m.url, m.url)],
+      ["author", `${m.author.handle} (${m.author.name}), ${m.author.followers ?? "?"} followers`],
+      ["posted", time(m.created_at)],
+      ["fetched", time(m.fetched_at)],
+      ["brands", (m.brands || []).join(", ")],
+      ["engagement", `${m.engagement.likes} likes, ${m.engagement.reposts} reposts, ${m.engagement.replies} replies`],
+      ["sentiment", c ? `${c.sentiment} (complaint ${c.complaint.toFixed(2)}, ${c.model ?? ""} ${c.model_version ?? ""})` : "not classified"],
+    ];
+    $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+    $("#detail-text").textContent = m.text;
+    $("#detail-raw").textContent = JSON.stringify(m.raw, null, 2);
+    $("#detail").hidden = false;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// -- stories --------------------------------------------------------------------------------
+
+async function loadStories() {
+  showError("");
+  try {
+    const page = await api("/api/stories", { limit: 100 });
+    const body = $("#stories tbody");
+    body.replaceChildren();
+    for (const s of page.items) {
+      const row = el("tr", { className: "story-row" },
+        el("td", {}, s.id), el("td", {}, s.brand), el("td", {}, s.title),
+        el("td", {}, time(s.first_seen)), el("td", {}, time(s.last_seen)),
+        el("td", {}, s.mention_count), el("td", {}, s.growth_per_hour.toFixed(2)),
+        el("td", {}, s.key_phrases.slice(0, 3).join(", ")));
+      row.tabIndex = 0;
+      row.addEventListener("click", () => showStory(s.id));
+      body.append(row);
+    }
+    if (!page.items.length) body.append(el("tr", {}, el("td", { colSpan: 8 }, "no stories yet")));
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+function timelineEvents(story) {
+  const events = [
+    [story.first_seen, `first seen (${story.brand})`],
+    [story.last_seen, `last seen: ${story.mention_count} mentions, ` +
+      `${story.rate_per_hour.toFixed(1)}/h, growth ${story.growth_per_hour.toFixed(2)}`],
+  ];
+  for (const i of story.incidents) {
+    events.push([i.opened_at, `alert #${i.id} opened (${i.severity}): ${i.title}`]);
+    for (const g of i.signals) {
+      events.push([g.at, `signal ${g.kind} (${g.severity}): ${g.count} vs ${g.expected.toFixed(1)} expected`]);
+    }
+    if (i.acknowledged_at) events.push([i.acknowledged_at, `alert #${i.id} acknowledged by ${i.acknowledged_by ?? "?"}`]);
+    if (i.resolved_at) events.push([i.resolved_at, `alert #${i.id} resolved`]);
+  }
+  return events.sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+}
+
+async function showStory(id) {
+  try {
+    const s = await api(`/api/stories/${encodeURIComponent(id)}`);
+    $("#story-title").textContent = `#${s.id} ${s.title}`;
+    $("#story-meta").textContent = `${s.brand}: ${s.mention_count} mentions from ` +
+      Object.entries(s.sources).map(([k, v]) => `${k} ${v}`).join(", ") +
+      `; reach ${Math.round(s.total_reach)}; phrases: ${s.key_phrases.join(", ")}`;
+    lineChart($("#story-chart"), s.hourly.map((r) => r.bucket), [
+      { name: "mentions", className: "mentions", values: s.hourly.map((r) => r.mentions) },
+    ]);
+    $("#story-timeline").replaceChildren(...timelineEvents(s).map(([at, what]) =>
+      el("li", {}, `${time(at)} ${what}`)));
+    $("#story-posts").replaceChildren(...s.posts.map((m) => {
+      const item = el("li", { className: "story-post" },
+        el("span", { className: "meta" }, `${time(m.created_at)} ${m.author.handle} (${engagement(m)})`),
+        " ", el("span", { className: "mention-text" }, m.text));
+      item.addEventListener("click", () => showMention(m.id));
+      return item;
+    }));
+    $("#story").hidden = false;
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// -- wiring ---------------------------------------------------------------------------------
+
+function switchView(name) {
+  for (const button of document.querySelectorAll("nav button")) {
+    button.classList.toggle("active", button.dataset.view === name);
+  }
+  $("#view-search").hidden = name !== "search";
+  $("#view-stories").hidden = name !== "stories";
+  if (name === "stories") loadStories();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.params = formParams();
+    runSearch(0);
+  });
+  $("#next-page").addEventListener("click", () => runSearch(state.offset + PAGE));
+  $("#prev-page").addEventListener("click", () => runSearch(Math.max(0, state.offset - PAGE)));
+  $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; });
+  $("#token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem("uproar-token", $("#token").value);
+    $("#token-box").hidden = true;
+    if (state.params) runSearch(state.offset);
+  });
+  for (const button of document.querySelectorAll("nav button")) {
+    button.addEventListener("click", () => switchView(button.dataset.view));
+  }
+  document.body.dataset.ready = "1";
+});
