@@ -181,6 +181,7 @@ def test_daemon_preset_does_not_follow_the_nab_defaults() -> None:
             min_spread=0.2,
             peak_halflife=timedelta(hours=6),
             peak_ratio=1.0,
+            typical_days=0,
         )
         == DAEMON
     )
@@ -200,3 +201,25 @@ def test_a_burst_smaller_than_a_recent_one_stays_quiet() -> None:
     assert alerts[0] == 2 * DAY + 50 and all(i >= 5 * DAY for i in alerts[1:]), alerts
     quiet_memory = replace(NAB, peak_halflife=timedelta(0))
     assert len([d for d in _run(values, quiet_memory) if d.alert]) > 1
+
+
+def test_a_series_with_a_routine_daily_burst_pages_only_for_a_bigger_one() -> None:
+    # the NAB preset's typical-day test: once the median of the days' highest scores shows a
+    # burst of this size every day, it is not news; a much bigger burst still is. Recent-peak
+    # memory off, so this test alone decides. The first weeks are learning: the noise estimate
+    # settles over ~2 weeks (5-day half-life), so the blips' scores grow until then.
+    rng = random.Random(5)
+    days = 40
+    values = [float(max(0, round(rng.gauss(50, 7)))) for _ in range(days * DAY)]
+    for day in range(days):
+        at = day * DAY + rng.randrange(20, DAY - 20)
+        values[at : at + 2] = [150.0, 150.0]
+    big = 35 * DAY + 10
+    values[big : big + 6] = [600.0] * 6
+    no_memory = replace(NAB, peak_halflife=timedelta(0))
+    alerts = [i for i, d in enumerate(_run(values, no_memory)) if d.alert]
+    assert big in alerts or big + 1 in alerts, alerts
+    assert [i for i in alerts if i >= 28 * DAY and not big <= i <= big + 1] == [], alerts
+    without = replace(no_memory, typical_days=0)
+    routine = [i for i, d in enumerate(_run(values, without)) if d.alert and i >= 28 * DAY]
+    assert len(routine) >= 5, routine  # without the test the blips page every day or two

@@ -109,6 +109,7 @@ def _read_until(sock: socket.socket, wanted: str, seen: list[str]) -> None:
         seen.append(sock.recv(4096).decode())
 
 
+@pytest.mark.timeout(600)  # a model load on a busy machine, then a clean drain
 def test_run_notifies_ready_status_watchdog_then_stopping(
     tmp_path: Path, feed_server: FeedServer, notify_socket: tuple[socket.socket, str]
 ) -> None:

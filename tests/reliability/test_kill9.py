@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import random
 import threading
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest

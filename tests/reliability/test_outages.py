@@ -111,7 +111,8 @@ def test_misbehaving_sources_leave_the_others_unaffected(
     huge = feed_server.add_route("/huge.rss", b"<rss>" + b"A" * HUGE, content_type=RSS)
     never = feed_server.add_route("/never.rss", GOOD_FEED, content_type=RSS, delay=3600)
     # A minute ago: the first poll of a search reads only recent items.
-    fake_hackernews.add_comment("900001", "United Airlines broke my stroller", int(time.time()) - 60)
+    recent = int(time.time()) - 60
+    fake_hackernews.add_comment("900001", "United Airlines broke my stroller", recent)
     fake_mastodon.load_sample()
     fake_mastodon.inject(html_page(200))
     fake_mastodon.inject(Response(b"\x00\xff garbage {", content_type="application/json"), at=2)
