@@ -227,6 +227,11 @@ class YouTubeConnector(Connector):
         self._owns_client = client is None  # a client passed in belongs to the caller
         self._client = client if client is not None else httpx.Client(timeout=timeout)
 
+    def watch(self, video_ids: Callable[[], Sequence[str]] | None) -> None:
+        """Where each poll learns the videos to re-read and whose comments to follow (the
+        daemon hands in the complaint videos of the archive's recent stories)."""
+        self._watch = video_ids
+
     def close(self) -> None:
         if self._owns_client:
             self._client.close()

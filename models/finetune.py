@@ -54,6 +54,9 @@ class FinetuneSpec:
     # The first layers stay as shipped: their outputs are computed once and cached, so each
     # step runs (and back-propagates through) only the top ``layers - frozen_layers`` layers.
     frozen_layers: int = 2
+    # Weight the loss by inverse class frequency, as the balanced heads do: macro-recall counts
+    # each class alike, and SemEval's train split is mostly neutral and positive.
+    balanced: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -224,6 +227,8 @@ def finetune(
     if log:
         log(f"cached in {time.perf_counter() - started_cache:.0f}s")
     y = torch.as_tensor(labels, dtype=torch.long)
+    counts = torch.bincount(y, minlength=classes).float().clamp(min=1)
+    weight = len(y) / (classes * counts) if spec.balanced else None
     lengths = [len(x) for x in ids]
     steps_per_epoch = math.ceil(len(ids) / spec.batch_size)
     total = max(1, int(steps_per_epoch * spec.epochs))
@@ -252,7 +257,7 @@ def finetune(
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 logits = model(*cache.batch(rows))
             loss = F.cross_entropy(
-                logits.float(), y[rows], label_smoothing=spec.label_smoothing
+                logits.float(), y[rows], weight=weight, label_smoothing=spec.label_smoothing
             )
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -294,6 +299,10 @@ def load_layers(path: Path) -> dict[str, torch.Tensor]:
     return {k: v.to(torch.float32) for k, v in load_file(str(path)).items()}
 
 
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - experiments
     import argparse
     import json
@@ -306,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - exper
     for name, value in asdict(FinetuneSpec()).items():
         if isinstance(value, tuple):
             continue
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        kind = _flag if isinstance(value, bool) else type(value)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=value)
     parser.add_argument("--limit", type=int, default=0)
     args = parser.parse_args(argv)
     fields = {k: getattr(args, k) for k in asdict(FinetuneSpec()) if k != "pool_layers"}

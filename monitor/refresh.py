@@ -130,6 +130,26 @@ class EngagementRefresher:
                                r.score, r.author_followers))
                 for r in rows]
 
+    def complaint_posts(self) -> list[str]:
+        """Source ids of the recent top-level complaints (videos, not their comments), newest
+        first: YouTube follows their view counts and comment threads on every poll."""
+        since = to_db_time(self.clock.now() - self.settings.max_age)
+        m = mentions.c
+        query = (
+            select(m.source_id)
+            .where(m.source == self.name, m.complaint >= self.complaint_threshold,
+                   m.created_at >= since, m.parent_id.is_(None))
+            .order_by(m.created_at.desc(), m.id.desc())
+            .limit(self.settings.max_items)
+        )
+        try:
+            with self.archive.engine.connect() as connection:
+                return [r.source_id for r in connection.execute(query)]
+        except SQLAlchemyError as exc:  # the poll goes on without the watched videos
+            log.warning("refresh %s: could not list complaint videos: %s", self.name,
+                        error_reason(exc))
+            return []
+
     def refresh_once(self) -> RefreshOutcome:
         outcome = RefreshOutcome(self.name)
         runner = self.runner
@@ -267,6 +287,9 @@ def build_refreshers(app: App, runners: Sequence[SourceRunner]) -> list[Engageme
                 runner.name, runner.connector, app.archive, app.clock, settings,
                 app.config.classifier.complaint_threshold, runner))
             out[-1].on_refreshed = app.pipeline.refreshed
+            watch = getattr(runner.connector, "watch", None)
+            if callable(watch):  # YouTube: statistics and comments of complaint videos
+                watch(out[-1].complaint_posts)
     return out
 
 

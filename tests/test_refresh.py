@@ -22,10 +22,13 @@ from monitor.refresh import (
 from monitor.runner import SourceRunner
 from monitor.sources import brand_queries, enabled_connectors, refresh_settings
 from tests import fake_twitter as fake
+from tests import fake_youtube as fake_yt
 from tests.fake_twitter import FakeTwitter
+from tests.fake_youtube import FakeYouTube
 from tests.sourcekit import archive_url, config, make_app  # noqa: F401  (fixture)
 
 fake_twitter = fake.fake_twitter
+fake_youtube = fake_yt.fake_youtube
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -163,4 +166,35 @@ def test_refresh_settings_per_source_win_and_rss_never_refreshes(
     finally:
         for connector in connectors.values():
             connector.close()
+        app.close()
+
+
+def test_youtube_follows_the_comments_of_complaint_videos(
+        fake_youtube: FakeYouTube, clock: SimulatedClock, archive_url: str) -> None:  # noqa: F811
+    fake_youtube.add_video("complaint01", "united broke my guitar", stamp(NOW - timedelta(hours=1)))
+    fake_youtube.add_video("happyvideo1", "united crew was lovely", stamp(NOW - timedelta(hours=1)))
+    cfg = config({"youtube": {"enabled": True, "api_key": fake_youtube.api_key,
+                              "api_url": fake_youtube.api_url, "lookback": "1d",
+                              "refresh": {"every": "30m", "max_age": "48h"}}})
+    connector = enabled_connectors(cfg, clock=clock.now)["youtube"]
+    app = make_app(cfg, clock, archive_url)
+    runner = SourceRunner("youtube", connector, app.pipeline, brand_queries(cfg), clock,
+                          timedelta(minutes=15), timedelta(days=1))
+    try:
+        assert runner.poll_once().ok
+        build_refreshers(app, [runner])  # wires the archive's complaint videos into the polls
+        fake_youtube.add_comment("UgComment001", "complaint01", "united did it again",
+                                 stamp(NOW + timedelta(minutes=5)))
+        fake_youtube.add_comment("UgComment002", "happyvideo1", "nice",
+                                 stamp(NOW + timedelta(minutes=5)))
+        clock.advance(timedelta(minutes=15))
+        assert runner.poll_once().ok
+        followed = [params["videoId"] for resource, params in fake_youtube.calls()
+                    if resource == "commentThreads" and "videoId" in params]
+        assert followed == ["complaint01"]  # the complaint video only, not the happy one
+        [reply] = app.archive.search("again")
+        assert reply.mention.parent_id == "complaint01"
+        assert app.archive.search("nice") == []
+    finally:
+        connector.close()
         app.close()
