@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from monitor.cli_common import CONFIG_OPTION
 from monitor.errors import UproarError
+from monitor.untrusted import displayable
 
 
 @contextmanager
@@ -114,10 +115,11 @@ def list_cmd(config_path: Path, show_all: bool, limit: int) -> None:
             note = (note + "; " if note else "") + f"next level at {_when(timer.next_at)}"
         elif row["status"] == "open" and timer is not None and timer.status == "waiting":
             note = (note + "; " if note else "") + "waiting to be posted"
-        click.echo(
+        line = (
             f"{row['id']:>5}  {row['status']:<12} {row['severity']:<9} {row['brand']:<14} "
-            f"{_when(row['opened_at']):<17} {note}".rstrip()
+            f"{_when(row['opened_at']):<17} {note}"
         )
+        click.echo(displayable(line, one_line=True).rstrip())  # names and reasons from outside
 
 
 @alerts.command("ack")
@@ -229,13 +231,15 @@ def silences_cmd(config_path: Path, show_all: bool) -> None:
         return
     for c in shown:
         state = "active" if c.until > now else "ended"
-        click.echo(f"config {state}: {c.match.describe()} until {_when(c.until)} UTC: {c.reason}")
+        line = f"config {state}: {c.match.describe()} until {_when(c.until)} UTC: {c.reason}"
+        click.echo(displayable(line, one_line=True))
     for s in found:
         state = "active" if s.active(now) else "ended"
-        click.echo(
+        line = (
             f"#{s.id} {state}: {s.matchers.describe()} until {_when(s.ends_at)} UTC, "
             f"by {s.created_by}: {s.reason}"
         )
+        click.echo(displayable(line, one_line=True))
 
 
 @alerts.command("unsilence")

@@ -167,9 +167,10 @@ def _print_one(story: dict[str, Any], members: list[dict[str, Any]], fmt: str) -
 
 
 def _plain(text: str) -> str:
-    from monitor.alerts.render import plain
+    """Untrusted text for the terminal: no escapes, bidi controls or zero-width characters."""
+    from monitor.untrusted import displayable
 
-    return plain(str(text))
+    return displayable(str(text), one_line=True)
 
 
 def main() -> None:

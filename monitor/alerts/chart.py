@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from monitor.archive.schema import mention_brands
+from monitor.untrusted import displayable
 
 #: One bucket of the series: (bucket start, aware UTC), mentions, complaints.
 VolumeBucket = tuple[datetime, int, int]
@@ -118,8 +119,9 @@ def volume_series(
 
 
 def _plain(title: str) -> str:
-    """Untrusted text as one short line (control characters and newlines become spaces)."""
-    flat = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", title).strip()
+    """Untrusted text as one short line (no invisible characters; controls and newlines are
+    spaces)."""
+    flat = re.sub(r"[\x00-\x1f\x7f-\x9f]+", " ", displayable(title)).strip()
     return flat if len(flat) <= MAX_TITLE_CHARS else flat[: MAX_TITLE_CHARS - 1] + "…"
 
 
@@ -195,4 +197,5 @@ def _bucket_label(bucket: timedelta) -> str:
 
 
 def chart_title(brand_name: str, hours: int = 24) -> str:
-    return f"{brand_name}: mentions and complaints, last {hours} h"
+    """The chart's title, also the uploaded file's title in Slack (so made inert here)."""
+    return f"{displayable(brand_name, one_line=True)}: mentions and complaints, last {hours} h"

@@ -2,8 +2,8 @@
 
 An incident's emails form one thread in a mail client: the first one has the Message-ID
 ``<uproar-incident-N@host>``, later ones refer to it (In-Reply-To, References). Bodies are the
-console rendering (plain text, so post text from the internet cannot inject markup); header
-values are single lines.
+console rendering (plain text, so post text from the internet cannot inject markup, with bidi,
+zero-width and control characters removed); header values are single lines.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ class EmailSender(Sender):
             message["Message-ID"] = make_msgid(f"uproar-{incident}", self.domain)
             message["In-Reply-To"] = thread
             message["References"] = thread
-        body = str(payload.get("text")) if payload.get("kind") == "digest" else render_console(
-            payload
+        body = plain(str(payload.get("text"))) if payload.get("kind") == "digest" else (
+            render_console(payload)
         )
         message.set_content(body)
         return message

@@ -5,13 +5,16 @@ the detector's reasons — is untrusted. In Slack mrkdwn it is escaped (``&``, `
 post containing ``<!channel>`` pings nobody and ``<https://evil|click>`` links nothing; paired
 formatting marks (``*``, ``_``, ``~``, `````) are swapped for look-alikes so a post cannot fake
 bold headings; examples are linked only for http(s) URLs, percent-encoded so ``|`` and ``>``
-cannot break out. Block Kit limits are respected: at most 50 blocks, section text at most 3,000
-characters, header at most 150; anything longer is cut with "…".
+cannot break out. Bidi controls, zero-width and other invisible characters are removed first
+(``monitor.untrusted``), so ``"@\u200bchannel"`` or a right-to-left override cannot spoof text,
+and ``@channel``, ``@here`` and ``@everyone`` get a look-alike ``＠``. Block Kit limits are
+respected: at most 50 blocks, section text at most 3,000 characters, header at most 150; anything
+longer is cut with "…".
 """
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from monitor.alerts.rules import MENTION, USER_ID, mention_markup
+from monitor.untrusted import displayable
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -50,6 +54,9 @@ SEVERITY_EMOJI = {
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 # Formatting marks and look-alikes that Slack does not interpret.
 _LOOKALIKES = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+# The @ of a broadcast word, given the fullwidth look-alike so no Slack client can ping with it.
+_BROADCAST_AT = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+_FULLWIDTH_AT = "\uff20"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +80,10 @@ def mrkdwn(text: str, limit: int | None = None, *, formatting: bool = True) -> s
 
     A formatting mark is swapped for its look-alike only when it appears at least twice, since a
     single ``_`` (as in ``dave_carroll``) cannot format anything. ``formatting=False`` only
-    escapes (for plain_text objects, where marks mean nothing).
+    escapes (for plain_text objects, where marks mean nothing). Invisible characters are
+    removed first (:func:`monitor.untrusted.displayable`).
     """
+    text = _BROADCAST_AT.sub(_FULLWIDTH_AT, displayable(text))
     swap = {}
     if formatting:
         swap = {mark: alike for mark, alike in _LOOKALIKES.items() if text.count(mark) >= 2}
@@ -100,8 +109,8 @@ def cut(text: str, limit: int) -> str:
 
 
 def plain(text: str) -> str:
-    """Text for a terminal or a plain_text object: control characters become spaces."""
-    return "".join(" " if unicodedata.category(ch) == "Cc" and ch != "\n" else ch for ch in text)
+    """Text for a terminal or an email: no invisible characters; controls (and tabs) are spaces."""
+    return displayable(text).replace("\t", " ")
 
 
 def link(url: str, label: str) -> str:
@@ -406,7 +415,7 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     blocks = _with_examples(
         [_section("\n".join(lines))], payload.get("examples") or [], _context(payload), max_examples
     )
-    fallback = f"Update: {_plain_numbers(payload)}"
+    fallback = f"Update: {_plain_numbers(payload, mrkdwn)}"
     return SlackMessage(text=_cut_rendered(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
 
 
@@ -475,17 +484,18 @@ def render_notice(payload: Mapping[str, Any]) -> SlackMessage:
     lines = [head + thread, _numbers(payload)]
     lines.extend(_reasons(payload))
     return SlackMessage(
-        text=_cut_rendered(f"{_headline(payload, mrkdwn)} — {_plain_numbers(payload)}",
+        text=_cut_rendered(f"{_headline(payload, mrkdwn)} — {_plain_numbers(payload, mrkdwn)}",
                            MAX_FALLBACK_TEXT),
         blocks=[_section("\n".join(lines)), _context(payload)],
     )
 
 
-def _plain_numbers(payload: Mapping[str, Any]) -> str:
+def _plain_numbers(payload: Mapping[str, Any], shown: Callable[[str, int], str] = cut) -> str:
+    """The numbers in one line; ``shown`` cuts (and, for Slack, escapes) the untrusted reason."""
     one_post = _one_post_line(payload)
     if one_post is not None:
         return (
-            f"{cut(one_post, MAX_REASON_CHARS)}, severity {payload.get('severity', '?')}, "
+            f"{shown(one_post, MAX_REASON_CHARS)}, severity {payload.get('severity', '?')}, "
             f"incident #{payload.get('incident_id', '?')}"
         )
     return (
@@ -497,7 +507,7 @@ def _plain_numbers(payload: Mapping[str, Any]) -> str:
 
 
 def _fallback(headline: str, payload: Mapping[str, Any]) -> str:
-    return _cut_rendered(f"{headline} — {_plain_numbers(payload)}", MAX_FALLBACK_TEXT)
+    return _cut_rendered(f"{headline} — {_plain_numbers(payload, mrkdwn)}", MAX_FALLBACK_TEXT)
 
 
 # -- console -------------------------------------------------------------------------------------

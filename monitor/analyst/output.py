@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -24,6 +23,7 @@ from rich.text import Text
 from connectors.base import format_time
 from monitor.analyst.filters import AnalystError
 from monitor.archive.records import ArchivedMention
+from monitor.untrusted import displayable
 
 COLUMNS = (
     "id",
@@ -239,20 +239,9 @@ def render_table(items: Sequence[ArchivedMention], console: Console) -> None:
         )
         row = [cell for cell, show in zip(cells, shown, strict=True) if show] + [_short(m.text)]
         # Text(), not str: "[bold]" in a tweet is the author's text, not rich markup.
-        table.add_row(*(Text(_printable(cell)) for cell in row))
+        # No terminal escapes (ESC, BEL, NUL…), bidi controls or zero-width characters.
+        table.add_row(*(Text(displayable(cell, one_line=True)) for cell in row))
     console.print(table)
-
-
-def _printable(cell: str) -> str:
-    """No terminal escapes (ESC, BEL, NUL…) or bidi overrides from a post reach the terminal."""
-    return "".join(
-        " " if unicodedata.category(ch) == "Cc" else "" if ch in _BIDI_CONTROLS else ch
-        for ch in cell
-    )
-
-
-# Characters that reorder the text after them on screen (U+202A-202E, U+2066-2069).
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _short(text: str) -> str:

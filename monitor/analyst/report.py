@@ -14,6 +14,7 @@ from rich.text import Text
 from connectors.base import format_time
 from monitor.analyst.output import defuse
 from monitor.analyst.stats import AuthorRow, Bucket, IncidentRow, VolumeRow
+from monitor.untrusted import displayable
 
 VOLUME_COLUMNS = ("bucket", "brand", "mentions", "complaints", "share")
 
@@ -97,5 +98,6 @@ def _table(
     for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+        # Handles and titles come from the internet: no terminal escapes, bidi or zero-width.
+        table.add_row(*(Text(displayable(cell, one_line=True)) for cell in row))
     return table

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -31,11 +33,14 @@ ONE_MB = 1_000_000
 SQL = "'; DROP TABLE mentions;--"
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 RTL_OVERRIDE = "\u202e"
+# Zero-width and bidi control characters: removed wherever text is shown, kept in the archive.
+INVISIBLE = ZERO_WIDTH + "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 HOSTILE = {
     "ping": f"{STORY} <!channel> <!here> <!everyone> <@U024BE7LH> <#C024BE7LH>",
     "link": f"{STORY} <https://evil.example/phish|click here for your refund> [x](javascript:1)",
     "marks": f"{STORY} *FAKE HEADLINE* _urgent_ ~gone~ `code` >quote &amp; &lt;!channel&gt;",
-    "zw": f"{STORY} ev{ZERO_WIDTH}il.example {RTL_OVERRIDE}gpj.exe{RTL_OVERRIDE} \u2066x\u2069",
+    "zw": f"{STORY} ev{ZERO_WIDTH}il.example {RTL_OVERRIDE}gpj.exe{RTL_OVERRIDE} \u2066x\u2069 "
+          "@\u200bhere @\u200bchannel \u200e\u200f\u061c",
     "sql": f"{STORY} {SQL} \" OR 1=1 -- %_ \\",
     "html": f"{STORY} <script>alert(document.cookie)</script><img src=x onerror=alert(1)>",
     "term": f"{STORY} \x1b[2J\x1b]0;pwned\x07 \x00 \r=cmd|' /C calc'!A0",
@@ -169,6 +174,18 @@ def test_bidi_and_zero_width_characters_cannot_spoof_a_link(replayed: dict[str, 
         assert RTL_OVERRIDE not in url and not any(ch in url for ch in ZERO_WIDTH), url
 
 
+def test_bidi_and_zero_width_characters_do_not_reach_slack(replayed: dict[str, Any]) -> None:
+    slack: FakeSlack = replayed["slack"]
+    bodies = [c.body for c in slack.requests if c.method in ("chat.postMessage", "chat.update")]
+    shown = "\n".join(t for body in bodies for t in _texts(body))
+    assert "evil.example gpj.exe" in shown  # the quoted post, without its invisible characters
+    hidden = {f"U+{ord(ch):04X}" for ch in shown if ch in INVISIBLE}
+    assert not hidden, sorted(hidden)
+    # "@\u200bhere" is neither hidden nor a broadcast: the @ is a look-alike.
+    assert "\uff20here \uff20channel" in shown
+    assert not re.search(r"@(?:here|channel|everyone)\b", shown, re.IGNORECASE)
+
+
 def test_archive_keeps_hostile_text_verbatim_and_intact(replayed: dict[str, Any]) -> None:
     with sqlite3.connect(replayed["db"]) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -204,6 +221,16 @@ def test_query_table_writes_no_terminal_escapes(replayed: dict[str, Any]) -> Non
     assert result.returncode == 0, result.stderr
     assert "\x1b]0;pwned" not in result.stdout and "\x1b[2J" not in result.stdout
     assert "\x00" not in result.stdout
+    # The zero-width / right-to-left post (and every other one) shows without those characters.
+    everything = subprocess.run(  # wide enough that no text is folded across lines
+        [sys.executable, "-m", "monitor.cli", "query", "--archive", db,
+         "-c", str(replayed["config"]), "--limit", "1000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    assert everything.returncode == 0, everything.stderr
+    assert "Larkspur flight cancelled twice" in everything.stdout
+    assert not {f"U+{ord(ch):04X}" for ch in everything.stdout if ch in INVISIBLE}
 
 
 def test_csv_export_defuses_formulas(replayed: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 // Uproar archive dashboard: plain JS, no dependencies. Every value from the API is untrusted
 // text from the internet: it is only ever placed with textContent / createTextNode (never as
-// HTML), and only http(s) links are made clickable.
+// HTML), always through shown() (no bidi controls, zero-width or control characters, so a
+// right-to-left override cannot spoof what is shown), and only http(s) links are made clickable.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -9,12 +10,28 @@ const state = { offset: 0, params: null };
 
 function $(selector) { return document.querySelector(selector); }
 
+// Format characters (Cf: bidi controls, zero-width, BOM…) removed, control characters (Cc)
+// other than newline and tab made spaces: monitor/untrusted.py's displayable(), for the browser.
+const FORMAT = /\p{Cf}/gu;
+const CONTROL = /[^\P{Cc}\n\t]/gu;
+function shown(value) {
+  return String(value ?? "").replace(FORMAT, "").replace(CONTROL, " ");
+}
+
+// The raw payload as JSON, with the same characters written as \uXXXX escapes (still visible).
+function shownJson(value) {
+  const hex = (ch) => [...Array(ch.length).keys()]
+    .map((i) => "\\u" + ch.charCodeAt(i).toString(16).padStart(4, "0")).join("");
+  return JSON.stringify(value, null, 2).replace(/[\p{Cf}\p{Cc}]/gu, (ch) =>
+    (ch === "\n" ? ch : hex(ch)));
+}
+
 // el("td", {className: "x"}, "text", otherNode): strings become text nodes.
 function el(tag, props, ...children) {
   const node = document.createElement(tag);
   Object.assign(node, props || {});
   for (const child of children) {
-    node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+    node.append(child instanceof Node ? child : document.createTextNode(shown(child)));
   }
   return node;
 }
@@ -29,12 +46,14 @@ function safeLink(url, label) {
   let ok = false;
   try { ok = ["http:", "https:"].includes(new URL(url).protocol); } catch (e) { ok = false; }
   if (!ok) return el("span", {}, label);
-  return el("a", { href: url, rel: "noopener noreferrer nofollow", target: "_blank" }, label);
+  // The parsed href: anything invisible in the URL is percent-encoded, never shown raw.
+  return el("a", { href: new URL(url).href, rel: "noopener noreferrer nofollow", target: "_blank" },
+    label);
 }
 
 function showError(message) {
   const box = $("#error");
-  box.textContent = message || "";
+  box.textContent = shown(message);
   box.hidden = !message;
 }
 
@@ -199,8 +218,8 @@ async function showMention(id) {
       ["sentiment", c ? `${c.sentiment} (complaint ${c.complaint.toFixed(2)}, ${c.model ?? ""} ${c.model_version ?? ""})` : "not classified"],
     ];
     $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
-    $("#detail-text").textContent = m.text;
-    $("#detail-raw").textContent = JSON.stringify(m.raw, null, 2);
+    $("#detail-text").textContent = shown(m.text);
+    $("#detail-raw").textContent = shownJson(m.raw);
     $("#detail").hidden = false;
   } catch (err) {
     showError(err.message);
@@ -251,10 +270,10 @@ function timelineEvents(story) {
 async function showStory(id) {
   try {
     const s = await api(`/api/stories/${encodeURIComponent(id)}`);
-    $("#story-title").textContent = `#${s.id} ${s.title}`;
-    $("#story-meta").textContent = `${s.brand}: ${s.mention_count} mentions from ` +
+    $("#story-title").textContent = shown(`#${s.id} ${s.title}`);
+    $("#story-meta").textContent = shown(`${s.brand}: ${s.mention_count} mentions from ` +
       Object.entries(s.sources).map(([k, v]) => `${k} ${v}`).join(", ") +
-      `; reach ${Math.round(s.total_reach)}; phrases: ${s.key_phrases.join(", ")}`;
+      `; reach ${Math.round(s.total_reach)}; phrases: ${s.key_phrases.join(", ")}`);
     lineChart($("#story-chart"), s.hourly.map((r) => r.bucket), [
       { name: "mentions", className: "mentions", values: s.hourly.map((r) => r.mentions) },
     ]);
