@@ -267,6 +267,7 @@ def _register_optional() -> None:
     from monitor.cli_classify import classify, train
     from monitor.cli_detect import detect
     from monitor.cli_maintain import maintain
+    from monitor.cli_migrate import migrate
     from monitor.cli_serve import serve
 
     for command in (classify, train, detect, query, stats, export, backtest, serve, alerts):
@@ -277,6 +278,7 @@ def _register_optional() -> None:
     cli.add_command(sources)
     cli.add_command(stories)
     cli.add_command(maintain)
+    cli.add_command(migrate)
 
 
 _register_optional()

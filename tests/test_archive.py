@@ -12,25 +12,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import (
-    Column,
-    Connection,
-    Integer,
-    MetaData,
-    Table,
-    create_engine,
-    inspect,
-    text,
-    update,
-)
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from connectors.base import Author, Engagement, Mention
 from models.base import Classification
-from monitor.archive import Archive, StoredMention, StoreResult
+from monitor.archive import Archive, StoredMention, StoreResult, migrate
 from monitor.archive import store as store_module
-from monitor.archive.migrations import MIGRATIONS, add_column
-from monitor.archive.schema import SCHEMA_VERSION, mention_brands, schema_info
+from monitor.archive.engine import build_engine
+from monitor.archive.schema import SCHEMA_VERSION, mention_brands, mentions
 from monitor.errors import ArchiveError
 
 POSTGRES_ENV = "UPROAR_TEST_POSTGRES_URL"
@@ -481,16 +471,17 @@ def test_stdlib_sqlite3_reads_the_file_and_its_fts_index(sqlite_url: str) -> Non
         connection.close()
 
 
-# -- schema versions and migrations ---------------------------------------------------------
+# -- schema versions and migrations (more in test_migrations.py) ---------------------------
 
 
 def _version(archive: Archive) -> int:
     with archive.engine.connect() as connection:
-        return int(connection.execute(schema_info.select()).one().version)
+        return migrate.stored_revision(connection).version
 
 
 def test_fresh_archive_records_its_schema_version(archive: Archive) -> None:
-    assert _version(archive) == SCHEMA_VERSION
+    assert _version(archive) == SCHEMA_VERSION == archive.schema_version
+    assert archive.revision == migrate.HEAD
     assert archive.previous_version == 0
     tables = set(inspect(archive.engine).get_table_names())
     assert {"mentions", "mention_brands", "cursors", "incidents", "signals", "outbox"} <= tables
@@ -501,111 +492,67 @@ def test_reopening_keeps_the_data(archive_url: str) -> None:
         archive.store([stored(mention("1"))], fetched_at=NOW)
     with Archive.open(archive_url) as archive:
         assert archive.previous_version == SCHEMA_VERSION
+        assert not archive.migration.changed
         assert archive.count_mentions() == 1
 
 
 def test_newer_archive_is_refused(archive_url: str) -> None:
+    newer = migrate.revision_id(SCHEMA_VERSION + 1)
     with Archive(archive_url) as archive, archive.engine.begin() as connection:
-        connection.execute(update(schema_info).values(version=SCHEMA_VERSION + 1))
+        connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": newer})
     display = make_url(archive_url).render_as_string(hide_password=True)
     expected = (
-        f"archive at {display} is schema version {SCHEMA_VERSION + 1}, "
-        f"this Uproar knows {SCHEMA_VERSION}: upgrade Uproar"
+        f"archive at {display} is schema revision {newer}, "
+        f"this Uproar knows up to {migrate.HEAD}: upgrade Uproar"
     )
     with pytest.raises(ArchiveError) as caught:
         Archive(archive_url)
     assert str(caught.value) == expected
 
 
-def _add_notes_table(connection: Connection) -> None:
-    notes = Table("notes", MetaData(), Column("id", Integer, primary_key=True))
-    notes.create(connection)
-    connection.execute(notes.insert().values(id=1))
-
-
-def test_older_archive_is_migrated_step_by_step(archive_url: str) -> None:
-    with Archive(archive_url) as archive:
-        archive.store([stored(mention("1"))], fetched_at=NOW)
-    calls: list[int] = []
-
-    def to_v3(connection: Connection) -> None:
-        calls.append(3)
-        assert connection.execute(text("SELECT count(*) FROM notes")).scalar() == 1  # v2 ran first
-        connection.execute(text("INSERT INTO notes (id) VALUES (2)"))
-
-    with Archive(archive_url, migrations=(*MIGRATIONS, _add_notes_table, to_v3)) as archive:
-        assert archive.previous_version == SCHEMA_VERSION
-        assert _version(archive) == SCHEMA_VERSION + 2
-        assert calls == [3]
-        with archive.engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM notes")).scalar() == 2
-        assert archive.count_mentions() == 1
-
-
-def test_failed_migration_changes_nothing(archive_url: str) -> None:
-    Archive(archive_url).close()
-
-    def broken(connection: Connection) -> None:
-        raise RuntimeError("disk on fire")
-
-    with pytest.raises(
-        ArchiveError,
-        match=rf"from schema version {SCHEMA_VERSION + 1} to {SCHEMA_VERSION + 2} failed: "
-        r"disk on fire; nothing was changed",
-    ):
-        Archive(archive_url, migrations=(*MIGRATIONS, _add_notes_table, broken))
-    with Archive(archive_url) as archive:
-        assert _version(archive) == SCHEMA_VERSION
-        assert "notes" not in inspect(archive.engine).get_table_names()
-
-
-def test_add_column_skips_a_column_that_is_already_there(archive_url: str) -> None:
-    def add_note(connection: Connection) -> None:
-        add_column(connection, "cursors", Column("note", Integer))
-        add_column(connection, "cursors", Column("note", Integer))
-
-    with Archive(archive_url, migrations=(*MIGRATIONS, add_note)) as archive:
-        columns = {c["name"] for c in inspect(archive.engine).get_columns("cursors")}
-        assert "note" in columns
-
-
-def test_fresh_database_runs_every_migration(archive_url: str) -> None:
-    with Archive(archive_url, migrations=(*MIGRATIONS, _add_notes_table)) as archive:
-        assert archive.previous_version == 0
-        assert _version(archive) == SCHEMA_VERSION + 1
-        assert "notes" in inspect(archive.engine).get_table_names()
-
-
-def _has_fts_gin_index(archive: Archive) -> bool:
-    with archive.engine.connect() as connection:
-        return bool(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
-                    "AND tablename = 'mentions' AND indexname = 'ix_mentions_fts'"
-                )
-            ).scalar()
-        )
+def _has_fts_gin_index(connection: Connection) -> bool:
+    return bool(
+        connection.execute(
+            text(
+                "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename = 'mentions' AND indexname = 'ix_mentions_fts'"
+            )
+        ).scalar()
+    )
 
 
 def test_fresh_archive_has_the_full_text_index(archive: Archive) -> None:
     if archive.is_sqlite:
         assert "mentions_fts" in inspect(archive.engine).get_table_names()
     else:
-        assert _has_fts_gin_index(archive)
+        with archive.engine.connect() as connection:
+            assert _has_fts_gin_index(connection)
 
 
 def test_v1_archive_is_migrated_to_current(archive_url: str) -> None:
-    with Archive(archive_url, migrations=MIGRATIONS[:1]) as archive:
-        assert _version(archive) == 1
-        archive.store([stored(mention("1", "United broke my guitar"))], fetched_at=NOW)
-        if not archive.is_sqlite:
-            assert not _has_fts_gin_index(archive)
+    engine = build_engine(archive_url)
+    try:
+        migrate.upgrade(engine, archive_url, "0001")
+        with engine.begin() as connection:  # 0001's tables: what store() wrote then
+            connection.execute(mentions.insert().values(
+                id=1, source="twitter", source_id="1", url="", text="United broke my guitar",
+                author_handle="dave", author_name="", created_at=T0, fetched_at=NOW,
+                likes=0, reposts=0, replies=0, score=0, complaint=0.9,
+            ))
+            connection.execute(mention_brands.insert().values(
+                mention_id=1, brand="united", created_at=T0, complaint=0.9
+            ))
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                assert not _has_fts_gin_index(connection)
+    finally:
+        engine.dispose()
     with Archive(archive_url) as archive:
         assert archive.previous_version == 1
         assert _version(archive) == SCHEMA_VERSION
         if not archive.is_sqlite:
-            assert _has_fts_gin_index(archive)
+            with archive.engine.connect() as connection:
+                assert _has_fts_gin_index(connection)
         assert [hit.mention.source_id for hit in archive.search("guitar")] == ["1"]
         indexes = {i["name"] for i in inspect(archive.engine).get_indexes("mention_brands")}
         assert "ix_mention_brands_brand_time_complaint" in indexes

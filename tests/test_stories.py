@@ -22,8 +22,8 @@ from sqlalchemy import text as sql
 from connectors.base import Author, Engagement, Mention
 from monitor.alerts.render import render_console, render_slack
 from monitor.app import build_app
-from monitor.archive import Archive
-from monitor.archive.migrations import MIGRATIONS
+from monitor.archive import Archive, migrate
+from monitor.archive.engine import build_engine
 from monitor.archive.schema import outbox, stories, story_mentions
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
@@ -291,9 +291,13 @@ def test_a_restart_resumes_open_stories(app_factory: Any) -> None:
 
 def test_an_older_archive_gets_the_story_tables(archive_url: str) -> None:
     url = archive_url
-    with Archive(url, migrations=MIGRATIONS[:2]) as old:
-        assert old.schema_version == 2
+    engine = build_engine(url)
+    try:
+        assert migrate.upgrade(engine, url, "0002").after == "0002"
+    finally:
+        engine.dispose()
     with Archive(url) as archive, archive.engine.connect() as conn:
+        assert archive.previous_version == 2
         assert conn.execute(select(func.count()).select_from(stories)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(story_mentions)).scalar() == 0
 

@@ -12,25 +12,25 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.archive import queries, store
+from monitor.archive import migrate, queries, store
 from monitor.archive.engine import SQLITE_BEGIN_OPTION, build_engine, error_reason, redact
-from monitor.archive.migrations import MIGRATIONS, Migration, migrate
 from monitor.archive.records import ArchivedMention, StoredMention, StoreResult
 from monitor.errors import ArchiveError
 
 
 class Archive:
-    """SQLite (WAL, FTS5) or PostgreSQL storage, opened and migrated by the constructor.
+    """SQLite (WAL, FTS5) or PostgreSQL storage, opened and migrated (Alembic, to the head
+    revision; see ``migrate.py``) by the constructor.
 
     ``engine`` is public: the alerting code works on the incidents, signals and outbox tables
     directly. Writers that must not interleave with others should use :meth:`write`.
     """
 
-    def __init__(self, url: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> None:
+    def __init__(self, url: str) -> None:
         self.url = redact(url)  # for messages: never holds the password
         self.engine: Engine = build_engine(url)
         try:
-            self.previous_version = migrate(self.engine, self.url, migrations)
+            self.migration = migrate.upgrade(self.engine, self.url)
         except ArchiveError:
             self.engine.dispose()
             raise
@@ -39,11 +39,14 @@ class Archive:
             raise ArchiveError(
                 f"cannot open archive at {self.url}: {error_reason(exc)}; {_hint(exc)}"
             ) from exc
-        self.schema_version = len(migrations)
+        self.revision = self.migration.after  # the Alembic revision, "0005"
+        self.schema_version = migrate.version_of(self.revision)
+        # The schema version it had before opening: 0 for a new archive.
+        self.previous_version = self.migration.before.version
 
     @classmethod
-    def open(cls, url: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> Archive:
-        return cls(url, migrations=migrations)
+    def open(cls, url: str) -> Archive:
+        return cls(url)
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,15 +18,15 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.archive.schema import volume_hourly
 
 BINS = 20  # bins of width 1/BINS; thresholds on this grid are answered exactly
 UNCLASSIFIED = -1
-# The bin edges as Python floats; the SQL below writes the same literals, so Python and SQL
-# compare against identical doubles.
+# The bin edges as Python floats; revision 0005's recount writes the same literals in SQL
+# (``k / 20``), so Python and SQL compare against identical doubles.
 EDGES = tuple(k / BINS for k in range(1, BINS + 1))
 
 
@@ -71,28 +71,4 @@ def add_brand_rows(connection: Connection, rows: Iterable[Mapping[str, Any]]) ->
             {"brand": brand, "hour": hour, "complaint_bin": bin_, "mentions": n}
             for (brand, hour, bin_), n in sorted(counts.items())
         ],
-    )
-
-
-def _bin_sql() -> str:
-    cases = " ".join(
-        f"WHEN complaint >= {EDGES[k - 1]!r} THEN {k}" for k in range(BINS, 0, -1)
-    )
-    return f"CASE WHEN complaint IS NULL THEN {UNCLASSIFIED} {cases} ELSE 0 END"
-
-
-def rebuild(connection: Connection) -> None:
-    """Recount the whole rollup from ``mention_brands`` (migration of an existing archive)."""
-    if connection.dialect.name == "postgresql":
-        hour = "date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-    else:
-        # SQLAlchemy stores SQLite times as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC).
-        hour = "substr(created_at, 1, 13) || ':00:00.000000'"
-    connection.exec_driver_sql("DELETE FROM volume_hourly")
-    connection.execute(
-        text(
-            "INSERT INTO volume_hourly (brand, hour, complaint_bin, mentions) "
-            f"SELECT brand, {hour} AS h, {_bin_sql()} AS b, count(*) FROM mention_brands "
-            "GROUP BY brand, h, b"
-        )
     )

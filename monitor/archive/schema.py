@@ -1,8 +1,10 @@
-"""The archive's tables (schema version 5). Every table lives here, so migrations see them all.
+"""The archive's tables at the head of the migrations (schema version 5), as the code uses them.
 
-Indexes that are not plain columns (PostgreSQL's GIN full-text index ``ix_mentions_fts``, v2)
-are created by their migration in ``migrations.py`` rather than declared here.
-v2 also replaced ``ix_mention_brands_brand_time`` with ``ix_mention_brands_brand_time_complaint``.
+The database is built and changed by the Alembic revisions in ``migrations/versions/``
+(``monitor/archive/migrate.py``); a test checks that the head database equals this metadata.
+What metadata cannot express lives only in the revisions: SQLite's FTS5 table ``mentions_fts``
+and its triggers (0001), PostgreSQL's GIN full-text index ``ix_mentions_fts`` (0002) and the
+SQL views (0005).
 
 Times are stored as aware UTC datetimes; JSON columns hold raw payloads and structured state.
 """
@@ -24,18 +26,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# The number of the newest Alembic revision ("0005"), which the database records in
+# alembic_version; bump it with every new revision.
 SCHEMA_VERSION = 5
 
 metadata = MetaData()
-
-# Bookkeeping: one row, the schema version this file was migrated to.
-schema_info = Table(
-    "schema_info",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("migrated_at", DateTime(timezone=True), nullable=False),
-)
 
 mentions = Table(
     "mentions",
@@ -79,8 +74,8 @@ mention_brands = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),  # copy, for brand+time scans
     Column("complaint", Float),  # copy, for per-brand complaint counts without a join
 )
-# Covers per-brand volume and complaint counts over a time range (index-only scans); v2 replaced
-# v1's ix_mention_brands_brand_time (brand, created_at) with it.
+# Covers per-brand volume and complaint counts over a time range (index-only scans); revision
+# 0002 replaced 0001's ix_mention_brands_brand_time (brand, created_at) with it.
 Index(
     "ix_mention_brands_brand_time_complaint",
     mention_brands.c.brand,
@@ -156,7 +151,7 @@ outbox = Table(
 Index("ix_outbox_pending", outbox.c.sent_at, outbox.c.failed_at, outbox.c.next_attempt_at)
 
 # Engagement history (issue 4): one row per re-read of a mention's counts, so detection can
-# tell how fast a post spreads (reposts or likes per minute). Created by migration v3.
+# tell how fast a post spreads (reposts or likes per minute). Revision 0003.
 engagement_samples = Table(
     "engagement_samples",
     metadata,
@@ -168,12 +163,11 @@ engagement_samples = Table(
     Column("replies", Integer, nullable=False),
     Column("score", Integer, nullable=False),
     Column("author_followers", Integer),
-    info={"since": 3},  # created by migration v3 on an existing archive
 )
 Index("ix_engagement_samples_mention_at", engagement_samples.c.mention_id, engagement_samples.c.at)
 
 # Per-source health (issue 4), written by the daemon after every poll so `uproar sources`
-# can show it while the daemon runs. Created by migration v3.
+# can show it while the daemon runs. Revision 0003.
 source_health = Table(
     "source_health",
     metadata,
@@ -187,7 +181,6 @@ source_health = Table(
     Column("next_poll_at", DateTime(timezone=True)),
     Column("paused", Text),  # why the source stopped polling (credentials refused), or NULL
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    info={"since": 3},  # created by migration v3 on an existing archive
 )
 
 # Hourly volume rollup (v5, kept by store in the ingest transaction; see archive/rollup.py):
@@ -263,7 +256,6 @@ stories = Table(
     Column("centroid", JSON),  # mean embedding, to resume grouping after a restart
     Column("embedded", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    info={"since": 3},  # created by migration v3 on an existing archive
 )
 Index("ix_stories_brand_last_seen", stories.c.brand, stories.c.last_seen)
 
@@ -275,7 +267,6 @@ story_mentions = Table(
     Column("brand", String(64), nullable=False),
     Column("similarity", Float, nullable=False),  # to the story when it joined (1: opened it)
     Column("created_at", DateTime(timezone=True), nullable=False),  # the mention's
-    info={"since": 3},  # created by migration v3 on an existing archive
 )
 Index("ix_story_mentions_mention", story_mentions.c.mention_id)
 
