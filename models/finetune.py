@@ -33,6 +33,7 @@ from models.encoder import MiniLM, bundled_encoder_path
 from models.text import normalize_tweet
 
 LAYERS_FILE = "encoder-layers.safetensors"
+HEAD_WEIGHT, HEAD_BIAS = "head.weight", "head.bias"
 
 Progress = Callable[[str, int, int], None]
 
@@ -275,7 +276,18 @@ def finetune(
     if log and dev_cache is not None and dev:
         pred = predict(model, dev_cache, autocast=autocast).argmax(1)
         log(f"final: dev macro-recall {100 * macro_recall(dev[1], pred, 3):.2f}")
-    return trained_only(encoder.state_dict(), spec)
+    out = trained_only(encoder.state_dict(), spec)
+    out[HEAD_WEIGHT] = model.head.weight.detach().clone().contiguous()
+    out[HEAD_BIAS] = model.head.bias.detach().clone().contiguous()
+    return out
+
+
+def tuned_head(state: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """The linear head trained with the layers: weights (features, classes) and biases."""
+    if HEAD_WEIGHT not in state:
+        raise ValueError("this fine-tuned state has no head (made by an older Uproar)")
+    weight = state[HEAD_WEIGHT].float().numpy()
+    return weight.T.copy(), state[HEAD_BIAS].float().numpy().copy()
 
 
 def trained_only(state: dict[str, torch.Tensor], spec: FinetuneSpec) -> dict[str, torch.Tensor]:

@@ -296,25 +296,29 @@ def test_classify_compares_models_on_the_same_input(tmp_path: Path) -> None:
     assert "sentiment macro-recall (3)" in table and "complaint macro-F1 (3)" in table
 
 
+@pytest.mark.parametrize("head", ["logreg", "tuned"])
 def test_train_with_a_fine_tuned_encoder_ships_its_layers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: str
 ) -> None:
-    """Fine-tuned layers go into the bundle (float16, checked by digest) and serve as trained."""
+    """Fine-tuned layers go into the bundle (float16, checked by digest) and serve as trained;
+    the sentiment head is refitted on their features or is the head trained with them."""
     pytest.importorskip("sklearn", reason="training needs scikit-learn (the 'train' extra)")
     from dataclasses import replace
 
     from models.finetune import FinetuneSpec
     from models.minilm import LAYERS_FILE
-    from models.train import DEFAULT_RECIPE, FeatureCache, evaluate, train
+    from models.train import DEFAULT_RECIPE, FeatureCache, HeadSpec, evaluate, train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the fine-tune cache
     _write_tiny_data(tmp_path / "data")
-    spec = FinetuneSpec(epochs=2.0, batch_size=4, lr=1e-3)
-    recipe = replace(DEFAULT_RECIPE, finetune=spec)
+    spec = FinetuneSpec(epochs=2.0, batch_size=4, lr=1e-3, balanced=True)
+    sentiment = HeadSpec(kind="tuned") if head == "tuned" else DEFAULT_RECIPE.sentiment
+    recipe = replace(DEFAULT_RECIPE, finetune=spec, sentiment=sentiment)
     scores = train(tmp_path / "data", tmp_path / "model", recipe=recipe,
                    features=FeatureCache(tmp_path / "cache"))
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
     assert meta["finetune"]["epochs"] == 2.0
+    assert meta["heads"]["sentiment"]["kind"] == head
     assert meta["encoder"]["finetuned"]["file"] == LAYERS_FILE
     layers = tmp_path / "model" / LAYERS_FILE
     assert layers.stat().st_size < 10_000_000  # only the trained layers, in float16
