@@ -138,6 +138,18 @@ def test_classify_cli_text_lines() -> None:
         assert set(row["scores"]) == set(SENTIMENTS)
 
 
+def test_classify_cli_leaves_other_languages_unclassified() -> None:
+    french = "Bonjour, mon colis n'est jamais arrivé et le service client ne répond pas"
+    result = CliRunner().invoke(classify, [], input=f"{COMPLAINT}\n{french}\n")
+    assert result.exit_code == 0, result.output
+    english, other = (json.loads(line) for line in result.output.splitlines())
+    assert english["sentiment"] == "negative"
+    assert other == {"sentiment": None, "scores": None, "complaint": None, "lang": "fr",
+                     "unclassified": "not English"}
+    forced = CliRunner().invoke(classify, ["--all-languages"], input=f"{french}\n")
+    assert json.loads(forced.output)["sentiment"] in SENTIMENTS  # scored when asked to
+
+
 def test_classify_cli_jsonl_and_file(
     tmp_path: Path, clf: Classifier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -312,7 +324,7 @@ def test_train_with_a_fine_tuned_encoder_ships_its_layers(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the fine-tune cache
     _write_tiny_data(tmp_path / "data")
     spec = FinetuneSpec(epochs=2.0, batch_size=4, lr=1e-3, balanced=True)
-    sentiment = HeadSpec(kind="tuned") if head == "tuned" else DEFAULT_RECIPE.sentiment
+    sentiment = HeadSpec(kind=head, c=0.01, class_weight="balanced")
     recipe = replace(DEFAULT_RECIPE, finetune=spec, sentiment=sentiment)
     scores = train(tmp_path / "data", tmp_path / "model", recipe=recipe,
                    features=FeatureCache(tmp_path / "cache"))
