@@ -54,8 +54,9 @@ HOSTILE_URLS = {
 }
 
 
-# Most shared first: an alert quotes about five examples, these are the ones it must show.
-QUOTED_FIRST = ["ping", "link", "zw", "html", "marks", "sql", "term", "big", "formula"]
+# Most shared first: an alert quotes five examples, so the five whose text the Slack tests look
+# for come first (which other complaints join the story depends on the model).
+QUOTED_FIRST = ["ping", "zw", "sql", "html", "marks", "link", "term", "big", "formula"]
 # Distinct complaints, so the alert quotes each post instead of grouping look-alikes.
 OPENINGS = [
     "Larkspur Airways smashed my cello and refuses to pay",
