@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,13 +133,26 @@ class MiniLMClassifier(Classifier):
         self.version = version
         self.labels = tuple(labels)
         self.meta = meta or {}
+        self._topic: SentenceEncoder | None = None  # story embeddings, see embed()
+        self._topic_lock = threading.Lock()
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode(self.settings.prepare(texts))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """The encoder's sentence embedding of each text (story grouping); cached after classify."""
-        return self.features(texts)
+        """The sentence embedding of each text for story grouping.
+
+        With the encoder as MiniLM shipped it, that is the classifier's own features (cached
+        after classify). Fine-tuned layers say how a post feels more than what it is about, so
+        a model with them embeds stories with MiniLM's own layers instead: a second, float32
+        encoder built on first use (complaints only; ~75 MB).
+        """
+        if not self.settings.layers:
+            return self.features(texts)
+        with self._topic_lock:
+            if self._topic is None:
+                self._topic = replace(self.settings, layers={}, ranges={}).build(quantize=False)
+        return self._topic.encode(self.settings.prepare(texts))
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
         if not texts:

@@ -343,3 +343,18 @@ def test_train_with_a_fine_tuned_encoder_ships_its_layers(
     layers.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="does not match"):
         load_classifier(str(tmp_path / "model"))
+
+
+def test_stories_are_embedded_by_minilm_as_shipped_not_the_fine_tuned_layers() -> None:
+    from models.minilm import MiniLMClassifier
+
+    """Fine-tuned layers say how a post feels; story grouping wants what it is about."""
+    from dataclasses import replace
+
+    model = load_classifier("default")
+    assert isinstance(model, MiniLMClassifier) and model.settings.layers  # fine-tuned
+    texts = ["@united broke my guitar", "united lost my bag again"]
+    embedded = model.embed(texts)
+    plain = replace(model.settings, layers={}, ranges={}).build(quantize=False)
+    assert np.allclose(embedded, plain.encode(model.settings.prepare(texts)), atol=1e-5)
+    assert not np.allclose(embedded, model.features(texts), atol=1e-2)
