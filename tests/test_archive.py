@@ -633,7 +633,7 @@ def test_newest_first_page_probe_plan_finds_the_same_mentions(
 ) -> None:
     """The plans picked by word frequency (SQLite: FTS5 probe per row; PostgreSQL: GIN then sort)
     must return what the default plans return."""
-    from monitor.analyst import MentionFilter
+    from monitor.analyst import MentionFilter, newest
     from monitor.analyst import queries as analyst_queries
 
     batch = [
@@ -668,8 +668,18 @@ def test_newest_first_page_probe_plan_finds_the_same_mentions(
     expected = run()
     assert expected[0] and expected[1] and expected[2] and not expected[3]
     monkeypatch.setattr(analyst_queries, "_PROBE_CUTOFF", 0.0)  # SQLite: probe every word
-    monkeypatch.setattr(analyst_queries, "_PG_RARE_SHARE", 1.1)  # PostgreSQL: GIN every word
+    monkeypatch.setattr(newest, "PG_RARE_CUTOFF", float("inf"))  # PostgreSQL: GIN every word
     if not archive.is_sqlite:
         with archive.engine.connect() as connection:
-            assert analyst_queries._pg_rare_words(connection, "guitar")
+            estimate = newest.pg_estimate(connection, "guitar")
+            assert estimate is not None and estimate.plan == "all"
+    assert run() == expected
+    # PostgreSQL: the time floor for every word (SQLite's id floor has its own test, in
+    # tests/test_views.py, as has this one on data whose ids and times disagree).
+    monkeypatch.setattr(newest, "PG_RARE_CUTOFF", 0.0)
+    monkeypatch.setattr(newest, "PG_WALK_CUTOFF", float("inf"))
+    if not archive.is_sqlite:
+        with archive.engine.connect() as connection:
+            estimate = newest.pg_estimate(connection, "guitar")
+            assert estimate is not None and estimate.plan == "floor"
     assert run() == expected

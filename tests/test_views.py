@@ -275,41 +275,86 @@ def test_schema_doc_covers_every_table_column_and_view() -> None:
     assert not missing, f"document these in docs/SCHEMA.md: {', '.join(missing)}"
 
 
-# -- newest page of a text search on a big SQLite archive (monitor/analyst/newest.py) ----------
+# -- newest page of a text search on a big archive (monitor/analyst/newest.py) -----------------
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a temporary SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'u.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}=postgresql+psycopg://…")
+    schema = f"uproar_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _minutes(i: int, layout: str) -> int:
+    if layout == "shuffled":
+        return (i * 7919) % 400  # a permutation: ids and times in different orders
+    # Ids in time order but for late polls: every 9th mention is archived 40 mentions late.
+    return 2 * (i - 40) + 1 if i >= 40 and i % 9 == 0 else 2 * i
+
+
+@pytest.mark.parametrize("layout", ["shuffled", "late polls"])
 def test_newest_page_from_an_id_floor_is_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    archive_url: str, layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ids out of time order (late polls) must not change the page: compare with plain Python."""
+    """Ids out of time order (late polls) must not change the page: compare with plain Python.
+
+    SQLite: the id floor; PostgreSQL: the time floor sized by ids (forced for every word, with
+    a small first span and several widenings)."""
     from monitor.analyst import newest
     from monitor.analyst.queries import fetch_mentions
 
     words = ("refund", "refund guitar", "refund luggage", "guitar")
     items = []
     for i in range(400):
-        minutes = (i * 7919) % 400  # a permutation: ids and times in different orders
+        minutes = _minutes(i, layout)
         text_ = " ".join(w for k, w in enumerate(("refund", "guitar", "luggage")) if i % (k + 2))
         mention = Mention(source="rss", source_id=f"{i:04d}", url="https://e.x", text=text_,
                           created_at=T0 + timedelta(minutes=minutes))
         items.append(StoredMention(mention, ("united",) if i % 3 else ("larkspur",)))
-    monkeypatch.setattr(newest, "MIN_MATCHES", 0)  # the floor plan for every word
+    monkeypatch.setattr(newest, "MIN_MATCHES", 0)  # SQLite: the floor plan for every word
+    monkeypatch.setattr(newest, "PG_RARE_CUTOFF", 0.0)  # PostgreSQL: likewise
+    monkeypatch.setattr(newest, "PG_WALK_CUTOFF", float("inf"))
     monkeypatch.setattr(newest, "FIRST_SPAN", 8)  # and several widenings
     monkeypatch.setattr(newest, "WIDEN", 2)
-    with Archive(f"sqlite:///{tmp_path / 'u.db'}") as archive:
+    monkeypatch.setattr(newest, "SPAN_MARGIN", 0.05)
+    with Archive(archive_url) as archive:
         for start in range(0, 400, 50):
             archive.store(items[start:start + 50], fetched_at=T0)
+        if not archive.is_sqlite:  # the plan is picked from ANALYZE's statistics
+            with archive.engine.begin() as connection:
+                connection.execute(text("ANALYZE mentions"))
         for word in words:
             for brand in (None, "larkspur"):
-                for until in (None, T0 + timedelta(minutes=250)):
-                    f = MentionFilter(text=word, brand=brand, until=until, limit=7)
+                for since, until in ((None, None), (None, T0 + timedelta(minutes=250)),
+                                     (T0 + timedelta(minutes=120), T0 + timedelta(minutes=250))):
+                    f = MentionFilter(text=word, brand=brand, since=since, until=until, limit=7)
                     with archive.engine.connect() as connection:
-                        assert newest.id_floor(connection, f, [], 7) is not None
+                        if archive.is_sqlite:
+                            assert newest.id_floor(connection, f, [], 7) is not None
+                        else:
+                            estimate = newest.pg_estimate(connection, word)
+                            assert estimate is not None and estimate.plan == "floor"
                         got = [m.mention.source_id for m in fetch_mentions(connection, f)]
                     expected = sorted(
                         (s for s in items
                          if all(w in s.mention.text.split() for w in word.split())
                          and (brand is None or brand in s.brands)
+                         and (since is None or s.mention.created_at >= since)
                          and (until is None or s.mention.created_at < until)),
                         key=lambda s: s.mention.created_at, reverse=True,
                     )[:7]

@@ -4,7 +4,8 @@ Full-text search: on SQLite the FTS5 index ``mentions_fts``, restricted to the `
 with each of the user's words quoted as an FTS5 string (so ``NEAR(`` or ``"`` is plain text);
 on PostgreSQL ``to_tsvector('simple', text) @@ plainto_tsquery('simple', :q)``. Both are
 case-insensitive and require every word; SQLite also ignores accents, PostgreSQL does not.
-PostgreSQL has no full-text index yet, so it scans the rows the other filters leave.
+PostgreSQL indexes that expression with GIN (``ix_mentions_fts``). The first page of a search
+read newest first picks its plan from how common the words are: monitor/analyst/newest.py.
 
 Exports stream: :func:`stream_batches` asks for a server-side cursor (``yield_per``), so the
 database hands rows over a batch at a time and millions of rows never sit in memory.
@@ -13,7 +14,7 @@ database hands rows over a batch at a time and millions of rows never sit in mem
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -147,37 +148,6 @@ def _is_common(connection: Connection, expression: str) -> bool:
     return share * share * int(newest) >= _PROBE_CUTOFF
 
 
-# PostgreSQL: a word in fewer than this share of mentions is searched through the GIN index.
-_PG_RARE_SHARE = 0.02
-
-
-def _pg_rare_words(connection: Connection, words_text: str) -> bool:
-    """Whether some word is rare by ``ix_mentions_fts``'s statistics (PostgreSQL only).
-
-    ANALYZE keeps the most common words of the index expression with their share of rows; a
-    word not among them is rarer than all of them. Without statistics: False (planner's choice).
-    """
-    if connection.dialect.name != "postgresql":
-        return False
-    words = search_words(words_text.replace("\x00", " "))
-    if not words:
-        return False
-    row = connection.execute(
-        text(
-            "SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs "
-            "FROM pg_stats WHERE schemaname = current_schema() "
-            "AND tablename = 'ix_mentions_fts'"
-        )
-    ).first()
-    if row is None or row.elems is None:
-        return False
-    share = dict(zip(row.elems, row.freqs, strict=False))
-    lexemes = connection.execute(
-        select(func.tsvector_to_array(func.to_tsvector(_PG_TS_CONFIG, " ".join(words))))
-    ).scalar_one()
-    return any(share.get(lexeme, 0.0) < _PG_RARE_SHARE for lexeme in lexemes or [])
-
-
 def conditions(
     connection: Connection, f: MentionFilter, *, newest_first_page: bool = False
 ) -> list[ColumnElement[bool]]:
@@ -235,23 +205,32 @@ def _brands_column(connection: Connection) -> Any:
 
 def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     """The ``mentions`` columns (``raw`` as NULL) plus ``brands``, filtered, ordered, limited."""
+    from monitor.analyst import newest
+
     page = f.limit is not None and f.order == "time"
-    floor = None
-    if page and f.text is not None and connection.dialect.name == "sqlite":
-        from dataclasses import replace
-
-        from monitor.analyst.newest import id_floor, matches_from
-
+    searched_page = page and f.text is not None
+    dialect = connection.dialect.name
+    where: list[ColumnElement[bool]] | None = None
+    pg_plan: newest.PgPlan | None = None
+    if searched_page and dialect == "sqlite":
         others = conditions(connection, replace(f, text=None))
-        floor = id_floor(connection, f, others, f.limit or 0)
-    if floor is not None:  # SQLite, newest page of a common word: see monitor/analyst/newest.py
-        where = [*others, matches_from(*floor)]
-    else:
+        floor = newest.id_floor(connection, f, others, f.limit or 0)
+        if floor is not None:  # the newest page of a common word: see monitor/analyst/newest.py
+            where = [*others, newest.matches_from(*floor)]
+    elif searched_page and dialect == "postgresql":
+        estimate = newest.pg_estimate(connection, f.text or "")
+        pg_plan = estimate.plan if estimate is not None else None
+        if estimate is not None and pg_plan == "floor" and f.story is None:
+            others = conditions(connection, replace(f, text=None, since=None))
+            condition = text_condition(connection, f.text or "")
+            ids = newest.pg_floor_page(connection, f, others, condition, estimate, f.limit or 0)
+            where = [mentions.c.id.in_(ids)] if ids else [false()]
+    if where is None:
         where = conditions(connection, f, newest_first_page=page)
     query = select(*_READ_COLUMNS, _brands_column(connection)).where(*where)
     if f.order == "engagement":
         query = query.order_by(ENGAGEMENT.desc(), mentions.c.created_at.desc())
-    elif page and f.text is not None and _pg_rare_words(connection, f.text):
+    elif pg_plan == "all" or (pg_plan == "floor" and f.story is not None):
         # Same order, but not one ix_mentions_created_at can supply: PostgreSQL then reads the
         # few matches from the GIN index and sorts them, instead of walking the time index and
         # parsing every row's text until it has a page (0.5 s for a rare word at 500k rows).
