@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from models.base import SENTIMENTS, Classification, Classifier, ModelError
-from models.encoder import REVISION, SMOOTH_ALPHA, SentenceEncoder
+from models.encoder import CACHE_SIZE, REVISION, SMOOTH_ALPHA, SentenceEncoder
 from models.heads import Head
 from models.text import normalize_tweet
 
@@ -28,6 +28,7 @@ META_FILE = "meta.json"
 HEADS_FILE = "heads.npz"
 LAYERS_FILE = "encoder-layers.safetensors"  # fine-tuned encoder layers, float16
 RANGES_PREFIX = "encoder.range."  # heads.npz: int8 calibration, [min, max] per Linear input
+TOPIC_CACHE_SIZE = 1024  # story embeddings (see MiniLMClassifier.embed): reshares only
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,9 @@ class EncoderSettings:
             pass
         return digest.hexdigest()
 
-    def build(self, *, batch_size: int = 64, quantize: bool | None = None) -> SentenceEncoder:
+    def build(
+        self, *, batch_size: int = 64, quantize: bool | None = None, cache_size: int = CACHE_SIZE
+    ) -> SentenceEncoder:
         return SentenceEncoder(
             pool_layers=self.pool_layers,
             quantize=self.quantize if quantize is None else quantize,
@@ -102,6 +105,7 @@ class EncoderSettings:
             smooth_alpha=self.smooth_alpha,
             batch_size=batch_size,
             layer_state=self.layers,
+            cache_size=cache_size,
         )
 
     def prepare(self, texts: Sequence[str]) -> list[str]:
@@ -145,13 +149,15 @@ class MiniLMClassifier(Classifier):
         With the encoder as MiniLM shipped it, that is the classifier's own features (cached
         after classify). Fine-tuned layers say how a post feels more than what it is about, so
         a model with them embeds stories with MiniLM's own layers instead: a second, float32
-        encoder built on first use (complaints only; ~75 MB).
+        encoder built on first use (complaints only; ~75 MB), whose cache is small: the story
+        stage embeds each complaint once, so only reshares repeat.
         """
         if not self.settings.layers:
             return self.features(texts)
         with self._topic_lock:
             if self._topic is None:
-                self._topic = replace(self.settings, layers={}, ranges={}).build(quantize=False)
+                self._topic = replace(self.settings, layers={}, ranges={}).build(
+                    quantize=False, cache_size=TOPIC_CACHE_SIZE)
         return self._topic.encode(self.settings.prepare(texts))
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
