@@ -93,6 +93,8 @@ def print_table(rows: list[SourceRow], now: datetime) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from monitor.untrusted import displayable
+
     table = Table(title="Uproar sources", title_justify="left")
     for column in ("source", "enabled", "state", "last success", "failures", "items",
                    "next poll", "last error / why paused"):
@@ -108,7 +110,8 @@ def print_table(rows: list[SourceRow], now: datetime) -> None:
             str(h.consecutive_failures) if h else "0",
             str(h.items_last_poll) if h and h.items_last_poll is not None else "-",
             ago(h.next_poll_at, now) if h and row.state != "disabled" else "-",
-            escape(why),  # error text can hold text from the internet: no markup from it
+            # Error text can hold text from the internet: no markup, escapes or bidi from it.
+            escape(displayable(why, one_line=True)),
         )
     Console(width=160).print(table)
 

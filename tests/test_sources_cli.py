@@ -237,3 +237,17 @@ def test_health_is_saved_and_replaced_on_each_backend(archive_url: str) -> None:
         assert load_health(stored.engine) == [
             SourceHealth("reddit", NOW, paused="credentials refused"), later]
         assert load_health(stored.engine, "twitter") == [later]
+
+
+def test_table_keeps_an_error_from_the_internet_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor.cli_sources import SourceRow, print_table
+    from monitor.source_health import SourceHealth
+
+    hostile = "feed said: \x1b]0;pwned\x07 [bold]x[/bold] ev\u200bil \u202egnp.exe"
+    health = SourceHealth("rss", NOW, last_error=hostile, last_error_at=NOW,
+                          consecutive_failures=2)
+    print_table([SourceRow("rss", True, "failing", health)], NOW)
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown and "\x07" not in shown
+    assert "\u200b" not in shown and "\u202e" not in shown
+    assert "[bold]x[/bold]" in shown  # markup from the error is shown, not applied
