@@ -29,6 +29,7 @@ from monitor.archive import Archive, StoredMention
 from monitor.archive.retention import sync_brand_accounts
 from monitor.archive.schema import incidents, metadata
 from monitor.archive.views import VIEW_NAMES
+from tests.sourcekit import archive_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when set)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DOC = ROOT / "docs" / "SCHEMA.md"
@@ -278,28 +279,6 @@ def test_schema_doc_covers_every_table_column_and_view() -> None:
 # -- newest page of a text search on a big archive (monitor/analyst/newest.py) -----------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def archive_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a temporary SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'u.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV}=postgresql+psycopg://…")
-    schema = f"uproar_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 def _minutes(i: int, layout: str) -> int:
     if layout == "shuffled":
         return (i * 7919) % 400  # a permutation: ids and times in different orders
@@ -309,7 +288,7 @@ def _minutes(i: int, layout: str) -> int:
 
 @pytest.mark.parametrize("layout", ["shuffled", "late polls"])
 def test_newest_page_from_an_id_floor_is_exact(
-    archive_url: str, layout: str, monkeypatch: pytest.MonkeyPatch
+    archive_url: str, layout: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
     """Ids out of time order (late polls) must not change the page: compare with plain Python.
 
