@@ -148,14 +148,79 @@ def test_cli_rows_in_equal_rows_out_with_header() -> None:
     assert lines[1].startswith(stamps[0] + ",10,") and lines[1][-1] in "01"
 
 
-def test_cli_bad_row_is_one_line_error_with_line_number() -> None:
-    text = "timestamp,value\n2015-02-26 21:42:53,104\n2015-02-26 21:47:53,lots\n"
-    result = CliRunner().invoke(detect, [], input=text)
-    assert result.exit_code != 0
-    message = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert message == ["Error: line 3: bad value 'lots' (expected a number)"]
+def test_cli_messy_rows_each_get_one_row_and_one_warning_per_kind() -> None:
+    stamps = [
+        (T0.replace(tzinfo=None) + i * STEP).strftime("%Y-%m-%d %H:%M:%S") for i in range(400)
+    ]
+    rows = [f"{t},{10 + i % 3}" for i, t in enumerate(stamps)]
+    rows[300] = f"{stamps[299]},11"  # repeats the row before
+    rows[301] = f"{stamps[250]},12"  # goes back
+    rows[302] = f"{stamps[250]},12"  # goes back again: counted, not warned again
+    rows[303] = f"{stamps[303]},"  # empty value
+    rows[304] = f"{stamps[304]},lots"  # not a number
+    rows[305] = f"{stamps[305]},nan"
+    rows[306] = f"{stamps[306]},-inf"
+    rows[307] = f"{stamps[307]},-4"  # negative: scored as given
+    rows[308] = f"yesterday,{10}"  # bad timestamp
+    rows[309] = f"{stamps[309]},1,2"  # wrong field count
+    del rows[320:330]  # a gap of ten rows: fed as usual
+    text = "timestamp,value\n" + "\n".join(rows) + "\n"
+    result = CliRunner().invoke(detect, ["-i", "-"], input=text)
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert out[0] == "timestamp,value,score,alert" and len(out) == 1 + len(rows)
+    by_line = dict(zip(range(2, len(rows) + 2), out[1:], strict=True))  # input line -> output
+    unjudged = [302, 303, 304, 305, 306, 307, 308, 310, 311]
+    for line in unjudged:
+        assert by_line[line].endswith(",,0"), by_line[line]
+    assert by_line[303].startswith(f"{stamps[250]},12,")
+    assert by_line[311] == f'{stamps[309]},"1,2",,0'
+    assert by_line[309].split(",")[2] != "" and by_line[313].split(",")[2] != ""  # judged
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: line ")]
+    # line 309 comes 8 steps after the last row fed (line 301): a gap, and a negative value
+    assert [int(w.split(":")[1].split()[1]) for w in warnings] == [
+        302,
+        305,
+        307,
+        309,
+        309,
+        310,
+        311,
+    ], warnings
+    summary = [w for w in result.stderr.splitlines() if not w.startswith("warning: line ")]
+    assert (
+        "warning: 3 rows with a timestamp that repeats or goes back (first at line 302); "
+        "they got alert 0 and did not move the baseline"
+    ) in summary
+    assert any(s.startswith("warning: 2 rows with an empty or non-numeric value") for s in summary)
+    assert any(s.startswith("warning: 2 rows with a gap in time") for s in summary)
+
+
+def test_cli_unjudged_rows_do_not_move_the_baseline() -> None:
+    # the same series with and without rows it cannot judge: the judged rows score the same
+    stamps = [
+        (T0.replace(tzinfo=None) + i * STEP).strftime("%Y-%m-%d %H:%M:%S") for i in range(600)
+    ]
+    clean = [f"{t},{20 + (i * 7) % 5}" for i, t in enumerate(stamps)]
+    messy = list(clean)
+    for at in (350, 420, 500):
+        messy[at:at] = [f"{stamps[at - 200]},900", f"{stamps[at]},nan", f"{stamps[at]},"]
+
+    def scores(rows: list[str]) -> list[str]:
+        text = "timestamp,value\n" + "\n".join(rows) + "\n"
+        result = CliRunner().invoke(detect, [], input=text)
+        assert result.exit_code == 0, result.output
+        return [r for r in result.stdout.splitlines()[1:] if not r.endswith(",,0")]
+
+    assert scores(messy) == scores(clean)
+
+
+def test_cli_bad_header_is_one_line_error_naming_the_input() -> None:
     bad_header = CliRunner().invoke(detect, [], input="time,count\n")
-    assert bad_header.exit_code != 0 and "line 1" in bad_header.output
+    assert bad_header.exit_code != 0
+    assert bad_header.output.strip() == (
+        "Error: <stdin>: line 1: expected the header 'timestamp,value', got 'time,count'"
+    )
 
 
 def test_cli_help_has_an_example() -> None:
