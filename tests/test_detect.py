@@ -135,6 +135,35 @@ def test_brand_monitor_quiet_brand_and_forward_jumps() -> None:
     assert signals[0].at <= later + timedelta(minutes=10)
 
 
+def test_late_complaints_count_in_their_own_bucket_and_never_revise_a_decision() -> None:
+    # a source delivers a burst 21 minutes late: the alert comes when it arrives, counting it in
+    # the window of its own time; a later, bigger burst is reported with the complaints of its
+    # own 30 minutes only (what the archive holds for them), not the late ones as well
+    monitor = BrandMonitor(DetectionSettings(cooldown=timedelta(minutes=15)))
+    now = _quiet_history(monitor, "ups")
+    clock = now
+    signals = []
+
+    def advance(to: datetime) -> None:
+        nonlocal clock
+        while clock < to:
+            clock += timedelta(minutes=1)
+            signals.extend(monitor.evaluate(clock))
+
+    advance(now + timedelta(minutes=22))
+    assert signals == []
+    late_at = now + timedelta(minutes=1)
+    for k in range(20):  # created at now + 1 min, heard at now + 22 min
+        monitor.observe("ups", "UPS", late_at, _example(k, k, late_at))
+    advance(now + timedelta(minutes=40))
+    assert [(s.count, s.at) for s in signals] == [(20, now + timedelta(minutes=25))]
+    burst = now + timedelta(minutes=41)
+    for k in range(60):
+        monitor.observe("ups", "UPS", burst, _example(100 + k, k, burst))
+    advance(now + timedelta(minutes=50))
+    assert [(s.count, s.at) for s in signals[1:]] == [(60, now + timedelta(minutes=45))]
+
+
 def _csv(rows: list[tuple[str, float]]) -> str:
     return "timestamp,value\n" + "".join(f"{t},{v:g}\n" for t, v in rows)
 
