@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NAB_DATA = ROOT.parent / "shared" / "data" / "nab"
+NAB_DATA = Path(os.environ.get("UPROAR_DATA", ROOT.parent / "shared" / "data")) / "nab"
 
 
 def _load_nab():
@@ -88,10 +89,11 @@ def test_window_rows_uses_timestamps_inclusively() -> None:
 )
 def test_real_data_sanity() -> None:
     spans = nab.load_windows(NAB_DATA / "windows.json")
-    assert len(spans) == 5
+    present = {name: pairs for name, pairs in spans.items() if (NAB_DATA / name).exists()}
+    assert present, f"none of the files in windows.json are under {NAB_DATA}"
     for profile in nab.PROFILES.values():
         nulls, perfects = [], []
-        for name, pairs in spans.items():
+        for name, pairs in present.items():
             stamps, values = nab.load_series(NAB_DATA / name)
             windows = nab.window_rows(stamps, pairs)
             assert len(windows) == len(pairs) and len(values) == len(stamps)

@@ -77,16 +77,23 @@ class BrandMonitor:
     def observe(self, brand_key: str, brand_name: str, at: datetime, example: Example) -> None:
         """Count one complaint about a brand, heard at ``at``.
 
-        A complaint that arrives after its bucket was closed counts in the oldest open bucket:
-        decisions already made are never revised.
+        A complaint always counts in the bucket of its own timestamp, as the archive counts it.
+        One that arrives after its bucket was closed is added to that closed bucket: windows
+        decided later include it if they cover its time, decisions already made are never
+        revised, and the detector is never fed an older bucket. A complaint older than every
+        bucket still kept (``window`` + one hour) can reach no future window; it is only archived.
         """
         brand = self._brand(brand_key, brand_name)
         brand.name = brand_name  # the caller's (config's) name is the latest word
         idx = self._index(at)
-        if brand.next_bucket is None:
-            brand.next_bucket = idx
-        idx = max(idx, brand.next_bucket)
-        brand.pending[idx] = brand.pending.get(idx, 0) + 1
+        if brand.next_bucket is None or (idx < brand.next_bucket and not brand.closed):
+            brand.next_bucket = idx  # nothing closed yet: the brand's first bucket moves back
+        if idx >= brand.next_bucket:
+            brand.pending[idx] = brand.pending.get(idx, 0) + 1
+        else:
+            age = brand.next_bucket - idx  # 1: the last closed bucket
+            if age <= len(brand.closed):
+                brand.closed[-age] += 1
         brand.examples.append((_utc(at), example))
         if len(brand.examples) > 2 * _MAX_KEPT_EXAMPLES:
             brand.examples.sort(key=lambda pair: -pair[1].reach)
