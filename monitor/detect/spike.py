@@ -73,6 +73,9 @@ class SpikeSettings:
     peak_ratio: float = 1.0  # a new alert needs score ≥ peak_ratio × the decayed recent peak
     typical_days: int = 14  # days of daily-maximum scores in the typical-day median (0: off)
     typical_margin: float = 1.0  # a new alert needs score ≥ that median + this
+    # A surge at an hour of the week that scored as high in the last weeks (a Monday-morning
+    # peak) is routine: it needs that hour's decayed best + typical_margin (0: off).
+    weekly_halflife: timedelta = timedelta(days=21)
     # The record channel (0: off): a value beyond the highest (or lowest) of the last
     # ``record_rows`` rows by more than ``record_margin`` × their range alerts, whatever the
     # series measures; it needs no scale, so it carries to series unlike the ones it was tried
@@ -183,6 +186,15 @@ class SpikeDetector:
         self._day_maxima: list[float] = []  # the last ``typical_days`` days' highest scores
         self._threshold = s.threshold  # max(threshold, typical + margin), updated once a day
         self._record = s.record_margin > 0.0
+        self._hl_week = s.weekly_halflife.total_seconds()
+        # per hour of the week: [best of earlier weeks, when it was set, best this week, week]
+        self._week = [[-math.inf, 0.0, -math.inf, -1.0] for _ in range(168)]
+        self._integers = True  # every value so far a whole number ≥ 0: a count series
+        # after a record alert: the edge of the range the series left (None: armed)
+        self._left_above: float | None = None
+        self._left_below: float | None = None
+        self._left_row = 0
+        self._top = self._bottom = 0.0
         self._row = 0  # rows seen (the record channel's clock)
         self._last_alert_row = -(1 << 62)
         # monotonic deques of (row, value): the highest / lowest value of the horizon first.
@@ -258,17 +270,31 @@ class SpikeDetector:
             and now - self._last_alert >= self._cooldown
             and now - self._start >= self._warmup
         )
+        if self._hl_week > 0.0:
+            alert = self._weekly(now, score) and alert
         channel = "surge" if alert else ""
         if self._record:
             self._row += 1
-            if self._is_record(raw) and not alert:
+            if raw < 0.0 or raw != int(raw):
+                self._integers = False
+            record = self._is_record(raw)
+            if record and not alert:
                 alert = (
                     abs(score) >= s.record_min_score
+                    # a count series keeps min_count: 5 after a month of 0-4 is not news
+                    and (not self._integers or raw >= s.min_count or record < 0)
+                    and (self._left_above is None if record > 0 else self._left_below is None)
                     and self._row - self._last_alert_row >= s.record_cooldown_rows
                     and self._row >= s.record_warmup_rows
                     and now - self._last_alert >= self._cooldown
                 )
                 channel = "record" if alert else ""
+                # re-armed once the series is back in the middle of the range it left
+                middle = (self._top + self._bottom) / 2.0
+                if alert and record > 0:
+                    self._left_above, self._left_row = middle, self._row
+                elif alert:
+                    self._left_below, self._left_row = middle, self._row
         if alert:
             self._last_alert = now
             self._last_alert_row = self._row
@@ -288,19 +314,67 @@ class SpikeDetector:
             score, alert, exp_count, math.expm1(expected + spread) - exp_count, channel
         )
 
-    def _is_record(self, value: float) -> bool:
-        """Whether ``value`` lies beyond the horizon's range by the margin; then remember it."""
+    def _weekly(self, now: float, score: float) -> bool:
+        """Whether ``score`` beats what this hour of the week reached in earlier weeks.
+
+        Remembers the score either way. The hour's two neighbours count too, so a routine peak
+        that moves by an hour from week to week is still the same peak; rows of the current
+        week never veto each other.
+        """
+        week = int(now // 604800.0)
+        slot = int(now // 3600.0) % 168
+        best = -math.inf
+        for k in (slot - 1, slot, (slot + 1) % 168):
+            memory = self._week[k]
+            if memory[3] != week and memory[2] > -math.inf:  # fold the finished week in
+                memory[0] = max(self._decayed(memory, now), memory[2])
+                memory[1] = now
+                memory[2] = -math.inf
+            memory[3] = week
+            earlier = self._decayed(memory, now)
+            if earlier > best:
+                best = earlier
+        current = self._week[slot]
+        if score > current[2]:
+            current[2] = score
+        return score >= best + self.settings.typical_margin
+
+    def _decayed(self, memory: list[float], now: float) -> float:
+        if memory[0] <= 0.0:
+            return memory[0]
+        return memory[0] * 0.5 ** ((now - memory[1]) / self._hl_week)
+
+    def _is_record(self, value: float) -> int:
+        """+1 above the horizon's range by the margin, -1 below it, else 0; then remember it.
+
+        One excursion into new territory is one record: after a record alert upwards (or
+        downwards), the next one needs the series to have come back inside the range it left,
+        so a level that moves for good alerts once, not at each new high of its own noise.
+        "Back" means back in the middle of that range, not a dip of the new level's noise.
+        """
         highs, lows, row = self._highs, self._lows, self._row
         cutoff = row - self.settings.record_rows
         while highs and highs[0][0] < cutoff:
             highs.popleft()
         while lows and lows[0][0] < cutoff:
             lows.popleft()
-        record = False
+        record = 0
         if highs and lows:
             top, bottom = highs[0][1], lows[0][1]
             margin = self.settings.record_margin * (top - bottom)
-            record = value > top + margin or value < bottom - margin
+            if value > top + margin:
+                record = 1
+            elif value < bottom - margin:
+                record = -1
+            if self._left_above is not None and (
+                value <= self._left_above or row - self._left_row > self.settings.record_rows
+            ):
+                self._left_above = None  # back inside (or long gone): re-armed upwards
+            if self._left_below is not None and (
+                value >= self._left_below or row - self._left_row > self.settings.record_rows
+            ):
+                self._left_below = None
+            self._top, self._bottom = top, bottom
         while highs and highs[-1][1] <= value:
             highs.pop()
         highs.append((row, value))
