@@ -147,6 +147,7 @@ def run_detect(
             f"line 1: expected the header 'timestamp,value', got {_shown(','.join(header))}"
         )
     write("timestamp,value,score,alert\n")
+    sink.flush()
     update = SpikeDetector(settings).update
     fromisoformat = datetime.fromisoformat
     problems = RowProblems()
@@ -163,6 +164,11 @@ def run_detect(
                 warn(f"line {line}: {detail}: {then}; more rows like this are counted at the end")
         counts[kind] += 1
 
+    def unjudged(stamp: str, raw: str) -> None:
+        write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+        if flush_every == 1:
+            sink.flush()
+
     last: datetime | None = None  # the timestamp of the last row fed to the detector
     previous_step: timedelta | None = None  # the step between the last two rows fed
     cadence: timedelta | None = None  # the last step seen twice in a row
@@ -175,7 +181,7 @@ def run_detect(
         if len(row) != 2:
             note("fields", line, f"expected 2 fields 'timestamp,value', got {len(row)}")
             stamp, raw = row[0], ",".join(row[1:])
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         stamp, raw = row
         try:
@@ -186,17 +192,17 @@ def run_detect(
                 line,
                 f"bad timestamp {_shown(stamp)} (expected e.g. 2015-02-26 21:42:53)",
             )
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         try:
             value = float(raw)
         except ValueError:
             note("value", line, f"bad value {_shown(raw)} (expected a number)")
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         if value - value != 0.0:  # NaN or ±inf
             note("nonfinite", line, f"value {_shown(raw)} is not a finite number")
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         if ts.tzinfo is not None:  # mixed naive and aware rows compare as UTC
             ts = ts.astimezone(UTC).replace(tzinfo=None)
@@ -209,7 +215,7 @@ def run_detect(
                     f"timestamp {_shown(stamp)} repeats or goes back (the latest row fed was "
                     f"{last.isoformat(sep=' ')})",
                 )
-                write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+                unjudged(stamp, raw)
                 continue
             if step == previous_step:
                 cadence = step  # two equal steps in a row: the series' regular step
