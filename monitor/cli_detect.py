@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 import click
 
@@ -296,7 +296,7 @@ def detect(
     One output row per input data row, streaming; each row is decided only from the rows
     before and at it.
     """
-    overrides = {
+    overrides: dict[str, Any] = {
         name: value
         for name, value in (
             ("threshold", threshold),
