@@ -307,17 +307,23 @@ def detect(
         if value is not None
     }
     settings = replace(PRESETS[preset], **overrides)
+    name = getattr(input_, "name", "<stdin>")
+    # warnings name the file when there is one, so a loop over many files stays readable
+    where = "" if name in ("-", "<stdin>") else f"{displayable(str(name), one_line=True)}: "
+
+    def warn(message: str) -> None:
+        _warn_to_stderr(where + message)
+
     try:
-        _, problems = run_detect(input_, sys.stdout, settings)
+        _, problems = run_detect(input_, sys.stdout, settings, warn=warn)
     except DetectInputError as exc:
-        name = getattr(input_, "name", "<stdin>")
         raise click.ClickException(f"{name}: {exc}") from None
     except BrokenPipeError:
         # the reader went away (e.g. `| head`); stop quietly like other Unix tools
         sys.stderr.close()
         return
     for line in problems.summary():
-        _warn_to_stderr(line)
+        warn(line)
 
 
 if __name__ == "__main__":
