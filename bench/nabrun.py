@@ -154,9 +154,11 @@ def alerts_in_process(path: Path, config: Config) -> list[bool]:
     return [line.endswith("1") for line in sink.getvalue().splitlines()[1:]]
 
 
-def _alert_rows(task: tuple[Path, Config]) -> list[int]:
+def _alert_rows(task: tuple[Path, Config]) -> tuple[list[int], float]:
     path, config = task
-    return [i for i, a in enumerate(alerts_in_process(path, config)) if a]
+    cpu = time.process_time()
+    alerts = alerts_in_process(path, config)
+    return [i for i, a in enumerate(alerts) if a], time.process_time() - cpu
 
 
 def score_configs(
@@ -171,35 +173,39 @@ def score_configs(
     Returns one :data:`Table` per configuration, in order. ``progress(done, total)`` is called
     as (configuration, file) runs finish.
     """
-    tasks = [(f.path, dict(c)) for c in configs for f in files]
-    tables: list[Table] = [{} for _ in configs]
-    total = len(tasks)
-    if workers <= 1:
-        results: Iterable[list[int]] = map(_alert_rows, tasks)
-        return _collect(results, configs, files, tables, total, progress)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(_alert_rows, tasks, chunksize=1)
-        return _collect(results, configs, files, tables, total, progress)
+    return score_configs_timed(configs, files, workers=workers, progress=progress)[0]
 
 
-def _collect(
-    results: Iterable[list[int]],
+def score_configs_timed(
     configs: Sequence[Config],
     files: Sequence[NabFile],
-    tables: list[Table],
-    total: int,
-    progress: Callable[[int, int], None] | None,
-) -> list[Table]:
-    n = len(files)
-    for k, rows in enumerate(results):
-        file = files[k % n]
-        alerts = [False] * file.rows
-        for i in rows:
-            alerts[i] = True
-        tables[k // n][file.name] = score_alerts(file, alerts)
-        if progress is not None:
-            progress(k + 1, total)
-    return tables
+    *,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Table], list[float]]:
+    """:func:`score_configs`, and the CPU seconds ``run_detect`` took per configuration (all
+    files, reading, detecting and writing CSV; scoring not included)."""
+    tasks = [(f.path, dict(c)) for c in configs for f in files]
+    tables: list[Table] = [{} for _ in configs]
+    cpu = [0.0 for _ in configs]
+    n, total = len(files), len(tasks)
+
+    def collect(results: Iterable[tuple[list[int], float]]) -> tuple[list[Table], list[float]]:
+        for k, (rows, seconds) in enumerate(results):
+            file = files[k % n]
+            alerts = [False] * file.rows
+            for i in rows:
+                alerts[i] = True
+            tables[k // n][file.name] = score_alerts(file, alerts)
+            cpu[k // n] += seconds
+            if progress is not None:
+                progress(k + 1, total)
+        return tables, cpu
+
+    if workers <= 1:
+        return collect(map(_alert_rows, tasks))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return collect(pool.map(_alert_rows, tasks, chunksize=1))
 
 
 def tuning_grid() -> tuple[list[dict[str, object]], bool]:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO
+from typing import IO, Any
 
 import click
 
@@ -147,6 +147,7 @@ def run_detect(
             f"line 1: expected the header 'timestamp,value', got {_shown(','.join(header))}"
         )
     write("timestamp,value,score,alert\n")
+    sink.flush()
     update = SpikeDetector(settings).update
     fromisoformat = datetime.fromisoformat
     problems = RowProblems()
@@ -163,6 +164,11 @@ def run_detect(
                 warn(f"line {line}: {detail}: {then}; more rows like this are counted at the end")
         counts[kind] += 1
 
+    def unjudged(stamp: str, raw: str) -> None:
+        write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+        if flush_every == 1:
+            sink.flush()
+
     last: datetime | None = None  # the timestamp of the last row fed to the detector
     previous_step: timedelta | None = None  # the step between the last two rows fed
     cadence: timedelta | None = None  # the last step seen twice in a row
@@ -175,7 +181,7 @@ def run_detect(
         if len(row) != 2:
             note("fields", line, f"expected 2 fields 'timestamp,value', got {len(row)}")
             stamp, raw = row[0], ",".join(row[1:])
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         stamp, raw = row
         try:
@@ -186,17 +192,17 @@ def run_detect(
                 line,
                 f"bad timestamp {_shown(stamp)} (expected e.g. 2015-02-26 21:42:53)",
             )
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         try:
             value = float(raw)
         except ValueError:
             note("value", line, f"bad value {_shown(raw)} (expected a number)")
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         if value - value != 0.0:  # NaN or ±inf
             note("nonfinite", line, f"value {_shown(raw)} is not a finite number")
-            write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+            unjudged(stamp, raw)
             continue
         if ts.tzinfo is not None:  # mixed naive and aware rows compare as UTC
             ts = ts.astimezone(UTC).replace(tzinfo=None)
@@ -209,7 +215,7 @@ def run_detect(
                     f"timestamp {_shown(stamp)} repeats or goes back (the latest row fed was "
                     f"{last.isoformat(sep=' ')})",
                 )
-                write(f"{_csv_field(stamp)},{_csv_field(raw)},,0\n")
+                unjudged(stamp, raw)
                 continue
             if step == previous_step:
                 cadence = step  # two equal steps in a row: the series' regular step
@@ -290,7 +296,7 @@ def detect(
     One output row per input data row, streaming; each row is decided only from the rows
     before and at it.
     """
-    overrides = {
+    overrides: dict[str, Any] = {
         name: value
         for name, value in (
             ("threshold", threshold),
@@ -301,17 +307,23 @@ def detect(
         if value is not None
     }
     settings = replace(PRESETS[preset], **overrides)
+    name = getattr(input_, "name", "<stdin>")
+    # warnings name the file when there is one, so a loop over many files stays readable
+    where = "" if name in ("-", "<stdin>") else f"{displayable(str(name), one_line=True)}: "
+
+    def warn(message: str) -> None:
+        _warn_to_stderr(where + message)
+
     try:
-        _, problems = run_detect(input_, sys.stdout, settings)
+        _, problems = run_detect(input_, sys.stdout, settings, warn=warn)
     except DetectInputError as exc:
-        name = getattr(input_, "name", "<stdin>")
         raise click.ClickException(f"{name}: {exc}") from None
     except BrokenPipeError:
         # the reader went away (e.g. `| head`); stop quietly like other Unix tools
         sys.stderr.close()
         return
     for line in problems.summary():
-        _warn_to_stderr(line)
+        warn(line)
 
 
 if __name__ == "__main__":

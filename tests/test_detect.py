@@ -6,6 +6,9 @@ import csv
 import itertools
 import math
 import random
+import subprocess
+import sys
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -227,6 +230,45 @@ def test_cli_messy_rows_each_get_one_row_and_one_warning_per_kind() -> None:
     ) in summary
     assert any(s.startswith("warning: 2 rows with an empty or non-numeric value") for s in summary)
     assert any(s.startswith("warning: 2 rows with a gap in time") for s in summary)
+
+
+def test_cli_streams_each_row_on_a_pipe_judged_or_not() -> None:
+    # `tail -f counts.csv | uproar detect`: every row's answer comes out before the next row
+    # goes in, including rows it cannot judge
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli_detect"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def answer(row: str) -> str:
+        proc.stdin.write(row + "\n")
+        proc.stdin.flush()
+        result: list[str] = []
+        reader = threading.Thread(target=lambda: result.append(proc.stdout.readline()))
+        reader.start()
+        reader.join(timeout=30)
+        assert result, f"no output for {row!r} while the input stays open"
+        return result[0].rstrip("\n")
+
+    try:
+        assert answer("timestamp,value") == "timestamp,value,score,alert"
+        assert answer("2015-03-02 00:00:00,10").startswith("2015-03-02 00:00:00,10,")
+        assert answer("2015-03-02 00:00:00,12") == "2015-03-02 00:00:00,12,,0"
+        assert answer("2015-03-02 00:05:00,x") == "2015-03-02 00:05:00,x,,0"
+        assert answer("2015-03-02 00:05:00,11").endswith(",0")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        assert proc.stderr is not None
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+    assert "line 3: timestamp '2015-03-02 00:00:00' repeats or goes back" in stderr
 
 
 def test_cli_unjudged_rows_do_not_move_the_baseline() -> None:
