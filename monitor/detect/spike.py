@@ -90,7 +90,7 @@ class SpikeSettings:
     # on. It counts rows, not time: a series' own sampling rate is its clock.
     record_margin: float = 0.02
     record_rows: int = 5000  # how far back "the highest so far" looks
-    record_warmup_rows: int = 300  # records count only after this many rows
+    record_warmup_rows: int = 150  # records count only after this many rows (and ``warmup``)
     record_cooldown_rows: int = 100  # after any alert, a record must wait this many rows
     # A record also needs this much surprise (σ from expected) on the series' own scale: the
     # surge channel's log-count scale for a count series (whole numbers ≥ 0), the raw values'
@@ -119,7 +119,7 @@ class SpikeSettings:
 # files (record_margin 0.02 of the horizon's range, cooldown 8 h instead of 24 h) and judged
 # leave-one-category-out (bench/detect prints that first). ``record_min_score`` 1.0 keeps a count
 # series' noise records quiet. Without the channel the preset scored 24.9 on all 53 files, with
-# it 58.5 (bench/DETECT.md has every attempt).
+# it 59.4 (bench/DETECT.md has every attempt).
 NAB = SpikeSettings()
 
 # Per-brand complaint counts (monitor.detect.brand): BrandMonitor feeds the complaint count of a
@@ -156,10 +156,16 @@ PRESETS: dict[str, SpikeSettings] = {"nab": NAB, "daemon": DAEMON}
 # headline). The surge knobs were fitted on the Twitter series in an earlier round and stay as
 # they are; the NAB preset is one point of this grid.
 TUNING_GRID: list[dict[str, object]] = [
-    {"record_margin": margin, "cooldown": timedelta(hours=hours), "record_min_score": surprise}
+    {
+        "record_margin": margin,
+        "cooldown": timedelta(hours=hours),
+        "record_min_score": surprise,
+        "record_warmup_rows": warmup,
+    }
     for margin in (0.01, 0.02, 0.05)
     for hours in (8, 24)
     for surprise in (0.5, 1.0, 2.0)
+    for warmup in (150, 300)
 ]
 
 
@@ -318,6 +324,7 @@ class SpikeDetector:
                     and (self._left_above is None if record > 0 else self._left_below is None)
                     and self._row - self._last_alert_row >= s.record_cooldown_rows
                     and self._row >= s.record_warmup_rows
+                    and now - self._start >= self._warmup  # and a day of history (NAB: 1 d)
                     and now - self._last_alert >= self._cooldown
                 )
                 channel = "record" if alert else ""
