@@ -259,29 +259,25 @@ def _stderr_console():  # type: ignore[no-untyped-def]
     return Console(stderr=True)
 
 
-def _register_optional() -> None:
-    """Commands that live in their own modules."""
-    from monitor.cli_alerts import alerts
-    from monitor.cli_analyst import export, query, stats
-    from monitor.cli_backtest import backtest
-    from monitor.cli_classify import classify, train
-    from monitor.cli_detect import detect
-    from monitor.cli_maintain import maintain
-    from monitor.cli_migrate import migrate
-    from monitor.cli_serve import serve
-
-    for command in (classify, train, detect, query, stats, export, backtest, serve, alerts):
-        cli.add_command(command)
-    from monitor.cli_sources import sources
-    from monitor.cli_stories import stories
-
-    cli.add_command(sources)
-    cli.add_command(stories)
-    cli.add_command(maintain)
-    cli.add_command(migrate)
-
-
-_register_optional()
+# Commands that live in their own modules, imported only when they run (or when --help lists
+# them): `uproar detect` on a small file should not pay for SQLAlchemy, FastAPI and torch.
+cli.lazy_commands.update(
+    {
+        "classify": "monitor.cli_classify:classify",
+        "train": "monitor.cli_classify:train",
+        "detect": "monitor.cli_detect:detect",
+        "query": "monitor.cli_analyst:query",
+        "stats": "monitor.cli_analyst:stats",
+        "export": "monitor.cli_analyst:export",
+        "backtest": "monitor.cli_backtest:backtest",
+        "serve": "monitor.cli_serve:serve",
+        "alerts": "monitor.cli_alerts:alerts",
+        "sources": "monitor.cli_sources:sources",
+        "stories": "monitor.cli_stories:stories",
+        "maintain": "monitor.cli_maintain:maintain",
+        "migrate": "monitor.cli_migrate:migrate",
+    }
+)
 
 
 def main() -> None:

@@ -23,7 +23,29 @@ CONFIG_OPTION = click.option(
 
 
 class UproarGroup(click.Group):
-    """Turns Uproar's typed errors into one clear line (several for a config) and exit code 1."""
+    """Turns Uproar's typed errors into one clear line (several for a config) and exit code 1.
+
+    ``lazy_commands`` maps a command name to ``"module:attribute"``; the module is imported the
+    first time the command is looked up, so one command's start-up does not pay for the others.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        target = self.lazy_commands.get(cmd_name)
+        if command is None and target is not None:
+            import importlib
+
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
