@@ -2,7 +2,7 @@
 
 Starts `uproar serve` as a user would, on 127.0.0.1 (any free port), over a SQLite archive with
 hostile posts; searches, opens a mention and a story, and takes a screenshot. Skips when
-chromium, chromedriver or selenium is missing (`make setup` installs them when it can).
+chromium, chromedriver or selenium is missing (`make browser-deps` installs them).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ WAIT = 30  # seconds a browser condition may take on a loaded machine before the
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver: apt-get install -y chromium "
-    "chromium-driver (make setup tries)",
+    reason="needs Debian's chromium and chromium-driver: run `make browser-deps` (as root) "
+    "to install them",
 )
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')"
