@@ -25,7 +25,9 @@ browser-deps:
 run: setup
 	$(BIN)/uproar run -c $(CONFIG)
 
+# The demo's archive (archive.url of monitor/demo/config.yaml) is made afresh, then kept to look at.
 demo: setup
+	rm -f uproar-demo.db uproar-demo.db-wal uproar-demo.db-shm
 	$(BIN)/uproar replay monitor/demo/larkspur-cello.jsonl -c monitor/demo/config.yaml --instant
 
 lint: setup

@@ -101,10 +101,11 @@ def test_replay_reports_bad_lines_and_keeps_the_rest(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join([lines[0], "{not json", '{"source": "x"}', *lines[1:]]) + "\n")
     result = CliRunner().invoke(cli, ["replay", str(bad), "-c", str(config), "--instant"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # skipped lines fail the run (--lenient: 0)
     assert "bad.jsonl:2:" in result.output
     assert "bad.jsonl:3: missing required key 'source_id'" in result.output
     assert "replayed 50 mentions" in result.output
+    assert "2 bad lines skipped" in result.output
 
 
 RSS_BODY = """<?xml version="1.0"?>
