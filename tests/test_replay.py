@@ -96,7 +96,8 @@ def test_a_line_of_invalid_utf8_is_skipped_by_name(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["replay", str(path), "-c", str(config)])
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
-    assert f"{path}:4: not UTF-8 text (byte 0xe9 at column {invalid.index(0xE9) + 1})" in result.output
+    column = invalid.index(0xE9) + 1
+    assert f"{path}:4: not UTF-8 text (byte 0xe9 at column {column})" in result.output
     assert f"replayed {FIRST_LINES} mentions" in result.output
     assert "1 bad lines skipped" in result.output
     assert result.exit_code == 1

@@ -71,9 +71,12 @@ def _mention_filter(
     sentiment: Annotated[str | None, Query(description=", ".join(SENTIMENTS))] = None,
     min_complaint: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     author: Annotated[str | None, Query(description="Handle, @ optional.")] = None,
+    story: Annotated[
+        int | None, Query(description="Story id: its mentions (uproar query --story).")
+    ] = None,
     incident: Annotated[
         int | None,
-        Query(description="Incident id: its brand while it was open (uproar query --story)."),
+        Query(description="Incident id: its brand while it was open (uproar query --incident)."),
     ] = None,
     since: Annotated[str | None, Query(description="7d, 12h or 2026-03-01[T14:30Z].")] = None,
     until: Annotated[str | None, Query(description="Exclusive; same forms.")] = None,
@@ -88,7 +91,8 @@ def _mention_filter(
         sentiment=sentiment or None,
         min_complaint=min_complaint,
         author=author or None,
-        story=incident,
+        story=story,
+        incident=incident,
         since=_time_bound(clock, since, "since"),
         until=_time_bound(clock, until, "until"),
         order=sort,
@@ -150,7 +154,6 @@ def create_app(
     def search_mentions(
         conn: Conn,
         f: Filter,
-        story: Annotated[int | None, Query(description="Only members of this story.")] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     ) -> dict[str, Any]:
@@ -158,11 +161,7 @@ def create_app(
         # The first offset + limit + 1 rows, not SQL OFFSET: the newest-page plans of the
         # analyst code (monitor/analyst/newest.py) are exact for the first `limit` rows only.
         rows = offset + limit + 1
-        if story is None:
-            query = select_mentions(conn, replace(f, limit=rows))
-        else:  # members are few: the plain plan, limited after the story condition
-            query = select_mentions(conn, replace(f, limit=None))
-            query = query.where(reads.in_story(story)).limit(rows)
+        query = select_mentions(conn, replace(f, limit=rows))
         found = [to_archived(row._mapping) for row in conn.execute(query).all()[offset:]]
         more = len(found) > limit
         return {
