@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test setup lint demo clean browser-deps
+.PHONY: run test setup lint demo clean browser-deps dist
 
 $(BIN)/uproar: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ demo: setup
 	rm -f uproar-demo.db uproar-demo.db-wal uproar-demo.db-shm
 	$(BIN)/uproar replay monitor/demo/larkspur-cello.jsonl -c monitor/demo/config.yaml --instant
 
+# The wheel to install elsewhere (README: "Running under systemd"): dist/uproar-*.whl, with the
+# bundled model inside; pip installs its dependencies (torch==2.13.0 first, for the CPU build).
+dist: setup
+	rm -rf dist build
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/*.whl
+
 lint: setup
 	$(BIN)/ruff check .
 
@@ -38,4 +45,4 @@ test: setup
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache dist build

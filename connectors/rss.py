@@ -244,7 +244,10 @@ class RSSConnector(Connector):
                 mentions.setdefault(mention.source_id, mention)
         problems.extend(poll.held_back(by_host))
         if self.feeds and len(transient) == len(self.feeds):
-            raise TransientError(self.name, _summarise_failures(transient))
+            raise TransientError(
+                self.name, _summarise_failures(transient),
+                details=[f"feed {url}: {reason}" for url, reason in transient.items()],
+            )
         hosts = {host: {"retry_after_until": format_time(until)}
                  for host, until in sorted(poll.held.items()) if host in by_host}
         cursor_out: dict[str, Any] = {"feeds": states}

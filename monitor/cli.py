@@ -144,35 +144,60 @@ def run(config_path: Path, log_format: str | None) -> None:
 @cli.command("poll")
 @CONFIG_OPTION
 @click.option("--source", "source", default=None, help="Poll only this source (e.g. rss).")
-@click.option("--dry-run", is_flag=True, help="Store nothing and alert nothing; just print.")
+@click.option("--dry-run", is_flag=True,
+              help="Store nothing, alert nothing, create nothing; just print.")
 def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
-    """Poll each enabled source (or one) once now and print the new mentions as JSON lines.
+    """Poll each enabled source (or one) once now and print the new mentions as JSON lines;
+    a source that fails prints each cause (every failing feed) on stderr and exits 1.
 
     \b
     Example:
       uproar poll -c config.yaml --source rss --dry-run | head
     """
-    from monitor.app import build_app
-    from monitor.clock import SystemClock
     from monitor.config import load_config
-    from monitor.runner import SourceRunner
-    from monitor.sources import brand_queries, enabled_connectors
 
     loaded = load_config(config_path)
     setup_logging(loaded.config.logging.level, loaded.config)
-    connectors = enabled_connectors(loaded.config, source)
+    if not dry_run:
+        _poll(loaded.config, source, dry_run, None)
+        return
+    # A dry run reads the archive only to tell new from known (read-only), and never creates
+    # one: without an archive file, everything fetched is new, judged in a throw-away one.
+    from monitor.cli_analyst import read_only_url
+    from monitor.errors import UproarError
+
+    try:
+        url = read_only_url(loaded.config.archive.url)
+    except UproarError:  # no archive file yet
+        with tempfile.TemporaryDirectory(prefix="uproar-poll-") as tmp:
+            _poll(loaded.config, source, dry_run, f"sqlite:///{tmp}/dry-run.db")
+        return
+    _poll(loaded.config, source, dry_run, url)
+
+
+def _poll(config: Config, source: str | None, dry_run: bool, archive_url: str | None) -> None:
+    from monitor.app import build_app
+    from monitor.clock import SystemClock
+    from monitor.runner import SourceRunner
+    from monitor.sources import brand_queries, enabled_connectors
+
+    loaded = config
+    connectors = enabled_connectors(config, source)
     clock = SystemClock()
-    app = build_app(loaded.config, clock, console=sys.stderr)
+    app = build_app(config, clock, archive_url=archive_url, console=sys.stderr)
     failed = 0
     try:
         for name, connector in connectors.items():
-            settings = getattr(loaded.config.sources, name)
+            settings = getattr(loaded.sources, name)
             runner = SourceRunner(
-                name, connector, app.pipeline, brand_queries(loaded.config), clock,
-                settings.every, settings.lookback,
+                name, connector, app.pipeline, brand_queries(loaded), clock,
+                settings.every, settings.lookback, persist_health=not dry_run,
             )
             outcome = runner.poll_once(dry_run=dry_run, force=True)
             failed += not outcome.ok
+            if not outcome.ok:
+                for problem in outcome.problems:
+                    click.echo(f"uproar: {name}: {problem}", err=True)
             for mention in outcome.mentions:
                 click.echo(json.dumps(mention.to_json(), ensure_ascii=False))
             connector.close()

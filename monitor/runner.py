@@ -128,6 +128,8 @@ class SourceRunner:
             self._failed(outcome, exc.message, exc.retry_after)
         except ConnectorError as exc:
             self._failed(outcome, exc.message, None)
+            outcome.problems = list(exc.details) or outcome.problems
+            outcome.errors = len(outcome.problems)
         except Exception as exc:  # a connector or pipeline bug must not stop the daemon
             log.exception("source %s: unexpected error (a bug, please report it)", self.name)
             self._failed(outcome, f"{type(exc).__name__}: {exc}", None)

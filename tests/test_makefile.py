@@ -51,3 +51,15 @@ def test_browser_tests_skip_naming_the_target(tmp_path: Path) -> None:
                if line.startswith("SKIPPED") and "chromium" in line]
     assert skipped, done.stdout
     assert all("make browser-deps" in line for line in skipped), skipped
+
+
+def test_dist_builds_a_wheel_and_the_docs_install_it() -> None:
+    planned = _planned("dist")
+    assert "pip wheel" in planned and "--wheel-dir dist" in planned
+    version = next(line.split('"')[1] for line in (ROOT / "pyproject.toml").read_text().splitlines()
+                   if line.startswith("version = "))
+    wheel = f"dist/uproar-{version}-py3-none-any.whl"
+    for doc in ("README.md", "deploy/uproar.service"):
+        text = (ROOT / doc).read_text()
+        assert f"pip install {wheel}" in text, doc
+        assert "torch==2.13.0 uproar" not in text, f"{doc}: uproar is not on the index"
