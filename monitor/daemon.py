@@ -155,6 +155,8 @@ class Daemon:
         log.info("stopping: finishing the current batch")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        for runner in self.runners:
+            runner.mark_stopped()
         self.scaleout.close()
         self.health.set_scheduler_alive(False, self.app.clock.now())
         self.metrics.set_up(False)

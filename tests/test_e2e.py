@@ -177,6 +177,10 @@ def test_run_polls_and_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: Fee
     assert proc.returncode == 0, log
     assert "poll rss: 1 new, 0 duplicates, 0 errors" in log
     assert "stopped cleanly" in log
+    # `uproar sources` no longer promises a next poll: it says the daemon stopped.
+    shown = CliRunner().invoke(cli, ["sources", "-c", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "uproar: the daemon is not running: it stopped at" in shown.output
 
 
 @pytest.mark.parametrize("command", ["run", "check-config", "poll", "replay", "classify",
