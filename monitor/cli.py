@@ -17,7 +17,7 @@ from monitor.errors import ConfigError
 
 if TYPE_CHECKING:
     from connectors.base import Mention
-    from monitor.config import Config
+    from monitor.config import Config, LoadedConfig
 
 
 def setup_logging(
@@ -108,6 +108,21 @@ def run(config_path: Path, log_format: str | None) -> None:
     model_spec = ""
     signals = SignalBox()
     signals.install()
+    pending: list[LoadedConfig] = []
+
+    def reread() -> Config | None:
+        """The config file anew, or None (the refusal logged) to keep the running one."""
+        try:
+            candidate = load_config(config_path)
+            problems = source_problems(candidate.config)
+            if problems:
+                raise ConfigError(problems, str(config_path))
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config: %s", "; ".join(exc.problems))
+            return None
+        pending[:] = [candidate]
+        return candidate.config
+
     try:
         while True:
             if model is None or model_spec != loaded.config.classifier.model:
@@ -120,21 +135,12 @@ def run(config_path: Path, log_format: str | None) -> None:
             except BaseException:
                 app.close()
                 raise
-            if daemon.run_forever(signals) != "reload":
+            if daemon.run_forever(signals, reload=reread) != "reload":
                 return
-            try:
-                candidate = load_config(config_path)
-                problems = source_problems(candidate.config)
-                if problems:
-                    raise ConfigError(problems, str(config_path))
-            except ConfigError as exc:
-                log.error(
-                    "reload refused, keeping the running config: %s", "; ".join(exc.problems)
-                )
-            else:
-                loaded = candidate
-                setup_logging(loaded.config.logging.level, loaded.config, log_format)
-                log.info("config reloaded from %s", config_path)
+            # More than sources' settings changed: everything restarts on the new config.
+            loaded = pending[0]
+            setup_logging(loaded.config.logging.level, loaded.config, log_format)
+            log.info("config reloaded from %s: restarting every job", config_path)
             if not signals.rearm():
                 return
     finally:

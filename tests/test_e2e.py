@@ -210,15 +210,29 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
                 return
         raise AssertionError("".join(seen))
 
+    good = config.read_text()
     try:
         wait_for("poll rss:")
-        config.write_text(config.read_text() + "bogus_key: 1\n")
+        # A broken config: only the refusal is logged, nothing stops.
+        config.write_text(good + "bogus_key: 1\n")
         proc.send_signal(signal.SIGHUP)
         wait_for("reload refused, keeping the running config")
-        wait_for("poll rss:", 2)
-        config.write_text(config.read_text().replace("bogus_key: 1\n", ""))
+        refused = len(seen)
+        # One source's settings changed: only its job restarts (and polls at once).
+        config.write_text(good.replace("every: 5m", "every: 10m"))
         proc.send_signal(signal.SIGHUP)
-        wait_for("config reloaded")
+        wait_for("config reloaded: restarted source rss")
+        wait_for("poll rss:", 2)
+        assert "source rss: polling every 10m" in "".join(seen)
+        # The same file again: nothing to restart.
+        proc.send_signal(signal.SIGHUP)
+        wait_for("config reloaded: nothing changed")
+        assert "stopping" not in "".join(seen[refused - 1:])
+        # A brand changed: every job depends on the brands, so everything restarts.
+        config.write_text(good.replace("every: 5m", "every: 10m")
+                          .replace("name: Larkspur Airways", "name: Larkspur Air"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for("restarting every job")
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[1]
     finally:
@@ -227,4 +241,6 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
     log = "".join(seen) + (rest or "")
     assert proc.returncode == 0, log
     assert "bogus_key (line" in log
+    assert "stopping" not in log.split("reload refused")[0].split("uproar running")[-1]
+    assert log.count("stopped cleanly") == 2  # the full restart, then SIGTERM
     assert log.count("loading classifier") == 1  # the model is kept across reloads
