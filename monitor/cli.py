@@ -64,7 +64,7 @@ def check_config(config_path: Path, explain: str | None) -> None:
     from monitor.summary import summarize
 
     loaded = load_config(config_path)
-    problems = source_problems(loaded.config)
+    problems = loaded.located(source_problems(loaded.config))
     if problems:
         raise ConfigError(problems, str(config_path))
     for line in summarize(loaded):
@@ -98,7 +98,7 @@ def run(config_path: Path, log_format: str | None) -> None:
     from monitor.sources import source_problems
 
     loaded = load_config(config_path)
-    problems = source_problems(loaded.config)
+    problems = loaded.located(source_problems(loaded.config))
     if problems:
         raise ConfigError(problems, str(config_path))
     setup_logging(loaded.config.logging.level, loaded.config, log_format)
@@ -114,7 +114,7 @@ def run(config_path: Path, log_format: str | None) -> None:
         """The config file anew, or None (the refusal logged) to keep the running one."""
         try:
             candidate = load_config(config_path)
-            problems = source_problems(candidate.config)
+            problems = candidate.located(source_problems(candidate.config))
             if problems:
                 raise ConfigError(problems, str(config_path))
         except ConfigError as exc:
