@@ -73,7 +73,7 @@ def window_text(since: str | None, until: str | None = None) -> str:
 
 def explain_empty(
     what: str, extent: Extent, since: str | None, until: str | None = None, *,
-    start: datetime | None = None, filtered: bool = False,
+    start: datetime | None = None, filtered: bool = False, option: str = "--since",
 ) -> str:
     """One line for an empty answer: "no mentions in the last 30 days; the archive holds 695
     mentions from 2026-03-02 to 2026-03-04 — try --since 2026-03-01".
@@ -93,7 +93,7 @@ def explain_empty(
     inside = start is None or extent.last >= start
     if (since is None and until is None) or (filtered and inside):
         return f"{head}; {held}"
-    return f"{head}; {held} — try --since {extent.suggested_since}"
+    return f"{head}; {held} — try {option} {extent.suggested_since}"
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
