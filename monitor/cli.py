@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -330,8 +331,9 @@ def _replay_into(
     if look is None:
         click.echo("nothing kept (--throwaway)", err=True)
     else:
-        click.echo(f"stored in {archive_place(url)} (see: uproar stories {look}; "
-                   f"uproar query {look})", err=True)
+        since = f"--since {report.started - timedelta(days=1):%Y-%m-%d}"  # the replayed days
+        click.echo(f"stored in {archive_place(url)} (see: uproar stories {look} {since}; "
+                   f"uproar stats {look} {since})", err=True)
     if report.failed:
         for failure in report.failed:
             click.echo(f"uproar: alert not delivered: {failure}", err=True)

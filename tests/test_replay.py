@@ -26,12 +26,13 @@ def test_replay_stores_into_the_configs_archive_and_says_where(tmp_path: Path) -
     runner = CliRunner()
     result = runner.invoke(cli, ["replay", str(_demo_part(tmp_path)), "-c", str(config)])
     assert result.exit_code == 0, result.output
-    assert f"stored in {tmp_path / 'uproar.db'}" in result.output
+    assert f"stored in {tmp_path / 'uproar.db'} (see: uproar stories -c {config} " \
+        "--since 2026-03-01" in result.output  # the replayed days, not the last 30
     with Archive(f"sqlite:///{tmp_path}/uproar.db") as archive:
         stored = archive.count_mentions()
     assert stored > 0
     # ... so the analyst's commands on the same config find them.
-    found = runner.invoke(cli, ["query", "-c", str(config), "--format", "json"])
+    found = runner.invoke(cli, ["query", "-c", str(config), "--format", "json", "--since", "all"])
     assert found.exit_code == 0, found.output
     assert len([ln for ln in found.stdout.splitlines() if ln.startswith("{")]) == stored
     # Replaying the same file again adds nothing, and says why nothing was alerted.
