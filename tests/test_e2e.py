@@ -233,6 +233,7 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
                           .replace("name: Larkspur Airways", "name: Larkspur Air"))
         proc.send_signal(signal.SIGHUP)
         wait_for("restarting every job")
+        wait_for("uproar running", 2)  # started again on the new config
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[1]
     finally:
