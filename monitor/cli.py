@@ -122,6 +122,10 @@ def run(config_path: Path, log_format: str | None) -> None:
             log.error("reload refused, keeping the running config: %s", "; ".join(exc.problems))
             return None
         pending[:] = [candidate]
+        if candidate.config.logging != loaded.config.logging:
+            setup_logging(candidate.config.logging.level, candidate.config, log_format)
+            log.info("logging: %s, %s", candidate.config.logging.level,
+                     log_format or candidate.config.logging.format)
         return candidate.config
 
     try:

@@ -178,9 +178,11 @@ class Daemon:
         """Apply ``new`` while running, restarting only the poll (and refresh) jobs of the
         sources whose settings changed; the others keep their schedule, state and connection.
         Returns those sources' names, or None when more than source settings changed (brands,
-        alerts, archive, ...: the caller restarts everything)."""
+        alerts, archive, ...: the caller restarts everything). ``logging`` is the caller's: it
+        applies a new level or format without restarting anything."""
         old = self.app.config
-        if old.model_dump(exclude={"sources"}) != new.model_dump(exclude={"sources"}):
+        same = {"sources", "logging"}
+        if old.model_dump(exclude=same) != new.model_dump(exclude=same):
             return None
         if set(old.sources.enabled()) != set(new.sources.enabled()):
             return None

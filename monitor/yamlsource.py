@@ -25,6 +25,12 @@ class LoadedYaml:
     lines: dict[Path, int] = field(default_factory=dict)  # 1-based line of each value
     unset_vars: list[str] = field(default_factory=list)  # ${VAR} without default, not set
     quoted: set[Path] = field(default_factory=set)  # values written in quotes ("5", '5')
+    var_lines: dict[str, int] = field(default_factory=dict)  # where each unset ${VAR} is used
+
+    def unset_with_lines(self, names: list[str] | None = None) -> list[str]:
+        """``VAR (line 12)`` for each unset variable (of ``names``, or all)."""
+        return [f"{name} (line {self.var_lines[name]})" if name in self.var_lines else name
+                for name in (self.unset_vars if names is None else names)]
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its closest ancestor that has one."""
@@ -120,7 +126,7 @@ def _convert(
     if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
         out.quoted.add(path)
     if isinstance(value, str) and "${" in value:
-        value = _expand(value, out, environ)
+        value = _expand(value, out, environ, node.start_mark.line + 1)
     return value
 
 
@@ -132,7 +138,7 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str]) -> str:
+def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str], line: int) -> str:
     def repl(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ and environ[name] != "":
@@ -141,6 +147,7 @@ def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str]) -> str:
             return default
         if name not in out.unset_vars:
             out.unset_vars.append(name)
+            out.var_lines[name] = line
         return ""
 
     return _VAR.sub(repl, value)

@@ -197,3 +197,12 @@ def test_a_misspelled_key_gets_a_did_you_mean(tmp_path: Path) -> None:
     out = check(tmp_path, MINIMAL.replace("every: 5m}", "evry: 5m}", 1) + "sorces: {}\n")
     assert "sources.rss.evry (line 8): unknown key (did you mean 'every'?)" in out
     assert "sorces (line 10): unknown key (did you mean 'sources'?)" in out
+
+
+def test_unset_variables_are_named_with_their_line(tmp_path: Path) -> None:
+    text = MINIMAL + "serve: {token: \"${UPROAR_SERVE_TOKEN}\"}\n"
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))],
+                                env={"SLACK_BOT_TOKEN": "", "UPROAR_SERVE_TOKEN": ""})
+    assert result.exit_code == 0, result.output
+    assert "printed to the console (SLACK_BOT_TOKEN is not set; used on line 5)" in result.output
+    assert "not set: UPROAR_SERVE_TOKEN (line 10)" in result.output

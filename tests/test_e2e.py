@@ -227,10 +227,15 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
         # The same file again: nothing to restart.
         proc.send_signal(signal.SIGHUP)
         wait_for("config reloaded: nothing changed")
+        # Logging only: applied at once, nothing restarts.
+        config.write_text(good.replace("every: 5m", "every: 10m") + "logging: {format: json}\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for('"message": "config reloaded: nothing changed"')
         assert "stopping" not in "".join(seen[refused - 1:])
         # A brand changed: every job depends on the brands, so everything restarts.
         config.write_text(good.replace("every: 5m", "every: 10m")
                           .replace("name: Larkspur Airways", "name: Larkspur Air"))
+        # (logging back to plain lines too)
         proc.send_signal(signal.SIGHUP)
         wait_for("restarting every job")
         wait_for("uproar running", 2)  # started again on the new config
