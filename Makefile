@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: run test setup lint demo clean
+.PHONY: run test setup lint demo clean browser-deps dist
 
 $(BIN)/uproar: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,17 +14,28 @@ $(BIN)/uproar: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+# Everything `run`, `test` and `demo` need lives in .venv/; nothing outside the project changes.
 setup: $(BIN)/uproar
-	@# Headless chromium for the dashboard's browser test (it skips when missing).
-	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && ! command -v chromedriver >/dev/null; then \
-		apt-get install -y chromium chromium-driver >/dev/null 2>&1 \
-		|| echo "chromium not installed: tests/test_dashboard_browser.py will skip"; fi
+
+# Opt-in, changes the system: Debian's headless chromium and its driver for the dashboard's
+# browser tests (they skip, naming this target, until it has run).
+browser-deps:
+	apt-get install -y chromium chromium-driver
 
 run: setup
 	$(BIN)/uproar run -c $(CONFIG)
 
+# The demo's archive (archive.url of monitor/demo/config.yaml) is made afresh, then kept to look at.
 demo: setup
+	rm -f uproar-demo.db uproar-demo.db-wal uproar-demo.db-shm
 	$(BIN)/uproar replay monitor/demo/larkspur-cello.jsonl -c monitor/demo/config.yaml --instant
+
+# The wheel to install elsewhere (README: "Running under systemd"): dist/uproar-*.whl, with the
+# bundled model inside; pip installs its dependencies (torch==2.13.0 first, for the CPU build).
+dist: setup
+	rm -rf dist build
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/*.whl
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,4 +45,4 @@ test: setup
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache dist build

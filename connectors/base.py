@@ -158,10 +158,13 @@ def _opt_str(value: Any) -> str | None:
 class ConnectorError(Exception):
     """A source could not be read. ``source`` names where it came from (a feed URL, an API)."""
 
-    def __init__(self, source: str, message: str) -> None:
+    def __init__(self, source: str, message: str, *, details: Sequence[str] = ()) -> None:
         super().__init__(f"{source}: {message}")
         self.source = source
         self.message = message
+        # One line per cause when several parts failed (every feed of an RSS source), each
+        # naming its part; ``message`` sums them up.
+        self.details = tuple(details)
 
 
 class RateLimited(ConnectorError):

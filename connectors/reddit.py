@@ -46,15 +46,11 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import praw
+import praw.exceptions
+import prawcore
 import requests
-
-try:
-    import praw
-    import praw.exceptions
-    import prawcore
-    from prawcore.sessions import RetryStrategy
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("the reddit source needs praw: pip install 'uproar[reddit]'") from exc
+from prawcore.sessions import RetryStrategy
 
 from connectors.base import (
     MAX_TEXT,

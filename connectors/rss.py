@@ -244,7 +244,10 @@ class RSSConnector(Connector):
                 mentions.setdefault(mention.source_id, mention)
         problems.extend(poll.held_back(by_host))
         if self.feeds and len(transient) == len(self.feeds):
-            raise TransientError(self.name, _summarise_failures(transient))
+            raise TransientError(
+                self.name, _summarise_failures(transient),
+                details=[f"feed {url}: {reason}" for url, reason in transient.items()],
+            )
         hosts = {host: {"retry_after_until": format_time(until)}
                  for host, until in sorted(poll.held.items()) if host in by_host}
         cursor_out: dict[str, Any] = {"feeds": states}
@@ -580,17 +583,61 @@ def _body_text(entry: Mapping[str, Any], is_rss: bool) -> str:
 
 
 def _field_text(detail: object, value: object, is_rss: bool) -> str:
-    """Plain text of a feedparser field.
+    """Plain text of a feedparser field, whatever the feed declares.
 
     HTML (and, in RSS, every field: RSS titles carry entity-escaped HTML in practice) loses its
-    tags and has its entities decoded once. Atom ``type="text"`` is already plain.
+    tags and has its entities decoded once. A field declared plain (Atom ``type="text"``, or
+    with no type at all) is kept as it is, unless it holds markup after all; markup that was
+    escaped twice (``&amp;lt;b&amp;gt;``) is removed too (:func:`without_markup`).
     """
     if not value:
         return ""
     kind = detail.get("type", "") if isinstance(detail, Mapping) else ""
     if is_rss or "html" in kind:
-        return html_to_text(str(value))
-    return _tidy(str(value))
+        return without_markup(html_to_text(str(value)))
+    return without_markup(_tidy(str(value)))
+
+
+# Element names of HTML, SVG and MathML: text such as "a <b" or "x<y and y>z" is not markup
+# unless it names one of these. Checked case-insensitively.
+_ELEMENT_NAMES = (
+    "a abbr acronym address animate animatemotion animatetransform applet area article aside "
+    "audio b base basefont bdi bdo bgsound big blink blockquote body br button canvas caption "
+    "center circle cite clippath code col colgroup command data datalist dd defs del desc "
+    "details dfn dialog dir div dl dt ellipse em embed fieldset figcaption figure font "
+    "footer foreignobject form frame frameset g h1 h2 h3 h4 h5 h6 head header hgroup hr html i "
+    "iframe image img input ins isindex kbd keygen label legend li line lineargradient link "
+    "main map mark marker marquee math menu meta meter mi mn mo mrow ms mtext multicol nav nobr "
+    "noembed noframes noscript object ol optgroup option output p param path pattern picture "
+    "plaintext polygon polyline pre progress q radialgradient rb rect rp rt rtc ruby s samp "
+    "script section select semantics small source spacer span stop strike strong style sub "
+    "summary sup svg switch symbol table tbody td template text textarea textpath tfoot th "
+    "thead time title tr track tref tspan tt u ul use var video wbr xmp "
+    # the rest of what feedparser's sanitizer lets through (old HTML, SVG fonts, MathML)
+    "annotation annotation-xml datagrid event-source font-face font-face-name font-face-src "
+    "glyph hkern m maction maligngroup malignmark menclose merror metadata mfenced mfrac "
+    "mglyph missing-glyph mlabeledtr mlongdiv mmultiscripts mover mpadded mpath mphantom "
+    "mprescripts mroot mscarries mscarry msgroup msline mspace msqrt msrow mstack mstyle msub "
+    "msubsup msup mtable mtd mtr munder munderover nextid none set sound"
+)
+_ELEMENTS = _ELEMENT_NAMES.split()
+# A tag of one of those elements (with any attributes), a comment, a CDATA marker or an XML
+# declaration. Everything else ("5 < 6", Slack's "<!here>") is text.
+_MARKUP = re.compile(
+    r"<!--.*?(?:-->|$)|<!\[CDATA\[|\]\]>|<\?xml[^>]*>|<!doctype[^>]*>"
+    r"|</?(?:" + "|".join(map(re.escape, sorted(_ELEMENTS, key=len, reverse=True)))
+    + r")(?:\s[^<>]*)?/?>",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def without_markup(text: str) -> str:
+    """``text`` with any HTML/SVG/MathML tag, comment or CDATA marker left in it removed — what
+    a feed escaped once more than it declared, or declared as plain text: a mention's text
+    never carries markup. Nothing else changes (no entity is decoded a second time)."""
+    if not _MARKUP.search(text):
+        return text
+    return _tidy(_MARKUP.sub(" ", text))
 
 
 class _TextExtractor(HTMLParser):

@@ -42,12 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import requests
-
-try:
-    import tweepy
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "the twitter source needs tweepy: pip install 'uproar[twitter]'") from exc
+import tweepy
 
 from connectors.base import (
     AuthFailed,

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from models.base import SENTIMENTS
+from monitor.analyst.extent import DEFAULT_SINCE
 from monitor.analyst.filters import ORDERS, AnalystError, MentionFilter, parse_time_bound
 from monitor.archive import Archive
 from monitor.archive.engine import error_reason, redact
@@ -49,7 +50,7 @@ ARCHIVE_OPTION = click.option(
 def filter_options(func: F) -> F:
     """The filters ``query`` and ``export`` share (``stats`` takes a subset)."""
     options = [
-        click.argument("text", required=False),
+        click.argument("text", nargs=-1),
         click.option("--brand", help="Only mentions matched to this brand key."),
         click.option("--source", help="Only this source (twitter, reddit, rss, ...)."),
         click.option("--sentiment", type=click.Choice(SENTIMENTS), help="Only this sentiment."),
@@ -63,9 +64,20 @@ def filter_options(func: F) -> F:
             "--story",
             type=int,
             metavar="ID",
-            help="Only mentions of this incident's brand while it was open (ids: uproar stats).",
+            help="Only the mentions of this story (ids: uproar stories).",
         ),
-        click.option("--since", help="From this time: 7d, 12h (ago) or 2026-03-01[T14:30Z]."),
+        click.option(
+            "--incident",
+            type=int,
+            metavar="ID",
+            help="Only mentions of this incident's brand while it was open (ids: uproar stats, "
+            "uproar alerts list).",
+        ),
+        click.option(
+            "--since",
+            help="From this time: 7d, 12h (ago) or 2026-03-01[T14:30Z]; all: everything "
+            f"(query's default: {DEFAULT_SINCE}; export's: all).",
+        ),
         click.option("--until", help="Before this time (exclusive), same forms as --since."),
         click.option(
             "--sort",
@@ -99,10 +111,13 @@ def filter_options(func: F) -> F:
 )
 def query(config_path: Path, archive_url: str | None, limit: int, fmt: str, **opts: Any) -> None:
     """Search the archive: mentions containing every word of TEXT (any order, any case) that
-    pass every filter, newest first.
+    pass every filter, newest first, from the last 30 days unless --since says otherwise. An
+    empty answer says what the archive holds.
 
     \b
     Examples:
+      uproar query smashed cello --since all
+      uproar query --story 7                      # the mentions of story 7 (uproar stories)
       uproar query "broke guitar" --brand united --since 7d
       uproar query --brand united --min-complaint 0.7 --sort engagement --limit 10
       uproar query refund --sentiment negative --format csv > refunds.csv
@@ -113,12 +128,17 @@ def query(config_path: Path, archive_url: str | None, limit: int, fmt: str, **op
     from monitor.analyst.queries import fetch_mentions
 
     ctx = click.get_current_context()
+    opts["since"] = opts["since"] or DEFAULT_SINCE
     f = build_filter(ctx, limit=limit, **opts)
     with open_archive(ctx, config_path, archive_url) as (archive, _), _read(archive) as conn:
         found = fetch_mentions(conn, f)
+        empty = _explain_empty(conn, f, opts) if not found else None
     out = sys.stdout
+    if empty:
+        click.echo(empty, err=True)
     if fmt == "table":
-        render_table(found, Console(file=out, soft_wrap=False))
+        if found:
+            render_table(found, Console(file=out, soft_wrap=False))
         more = " (the --limit; more may match)" if len(found) == limit else ""
         click.echo(f"{len(found)} mentions{more}", err=True)
         return
@@ -128,13 +148,15 @@ def query(config_path: Path, archive_url: str | None, limit: int, fmt: str, **op
 
 
 @click.command("stats")
-@click.argument("text", required=False)
+@click.argument("text", nargs=-1)
 @CONFIG_OPTION
 @ARCHIVE_OPTION
 @click.option("--brand", help="Only this brand key.")
 @click.option("--source", help="Only this source.")
-@click.option("--story", type=int, metavar="ID", help="Only this incident's brand and window.")
-@click.option("--since", default="30d", show_default=True, help="7d, 12h or 2026-03-01.")
+@click.option("--story", type=int, metavar="ID", help="Only this story's mentions (ids: stories).")
+@click.option("--incident", type=int, metavar="ID", help="Only this incident's brand and window.")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True,
+              help="7d, 12h or 2026-03-01; all: everything.")
 @click.option("--until", help="Before this time (exclusive), same forms as --since.")
 @click.option("--by", type=click.Choice(["hour", "day"]), default="day", show_default=True)
 @click.option(
@@ -181,6 +203,12 @@ def stats(
             volume = analyst_stats.volume(conn, f, by, threshold)  # type: ignore[arg-type]
             authors = analyst_stats.top_authors(conn, f, threshold) if fmt == "table" else []
             incidents = analyst_stats.top_incidents(conn, f) if fmt == "table" else []
+            heard = any(r.mentions for r in volume)
+            empty = None if heard else _explain_empty(conn, f, opts)
+    if empty:
+        click.echo(empty, err=True)
+        if fmt == "table":
+            return
     out = sys.stdout
     if fmt == "csv":
         report.write_volume_csv(volume, out)
@@ -251,7 +279,7 @@ def export(
 def build_filter(
     ctx: click.Context,
     *,
-    text: str | None = None,
+    text: str | tuple[str, ...] | None = None,
     since: str | None = None,
     until: str | None = None,
     **fields: Any,
@@ -262,6 +290,10 @@ def build_filter(
     """
     clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
     now = clock.now()
+    if since is not None and since.strip().lower() == "all":
+        since = None
+    if isinstance(text, tuple):  # several words on the command line are one search
+        text = " ".join(text) or None
     return MentionFilter(
         text=text,
         since=parse_time_bound(since, now, option="--since") if since else None,
@@ -340,6 +372,21 @@ def _read(archive: Archive, *, snapshot: bool = False) -> Iterator[Connection]:
         raise AnalystError(
             f"reading archive at {redact(archive.url)} failed: {error_reason(exc)}"
         ) from exc
+
+
+def _explain_empty(conn: Connection, f: MentionFilter, opts: dict[str, Any]) -> str:
+    """Why nothing matched: the window, and what the archive holds (``analyst.extent``)."""
+    from monitor.analyst.extent import archive_extent, explain_empty
+
+    since = opts.get("since")
+    since = None if since is None or since.strip().lower() == "all" else since
+    filtered = any(
+        getattr(f, name) is not None
+        for name in ("text", "brand", "source", "sentiment", "min_complaint", "author", "story",
+                     "incident")
+    )
+    return explain_empty("mentions", archive_extent(conn), since, opts.get("until"),
+                         start=f.since, filtered=filtered)
 
 
 def _first(*values: float | None) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +18,9 @@ import click
 
 from models.base import Classifier, ModelError
 from models.language import detect_language
+from monitor.classify_input import Note, input_lines, input_name, parse_line
+
+__all__ = ["classify", "parse_line", "read_batches", "train"]
 
 BATCH_LINES = 1024  # lines per classify call: long runs sort well by length, yet output streams
 FIRST_BATCH_LINES = 32  # the first calls are smaller (32, 64, ...) so output starts at once
@@ -25,21 +28,10 @@ DEFAULT_DATA = Path("../shared/data")
 _EOF = object()
 
 
-def parse_line(line: str) -> str:
-    """The text of one input line: the ``"text"`` of a JSON object line, else the line itself."""
-    line = line.rstrip("\r\n")
-    if line.lstrip().startswith("{"):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            return line
-        if isinstance(obj, dict) and isinstance(obj.get("text"), str):
-            return obj["text"]
-    return line
-
-
-def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list[str]]:
-    """Yield lists of texts as lines arrive: never waits for more than one line.
+def read_batches(
+    source: Iterable[tuple[str, str]], max_lines: int = BATCH_LINES, note: Note | None = None
+) -> Iterator[list[str]]:
+    """Yield lists of texts as ``(where, line)`` pairs arrive: never waits for more than one.
 
     Batch limits double from FIRST_BATCH_LINES up to ``max_lines``, so the first results are
     written quickly and later batches are large enough to classify efficiently.
@@ -49,8 +41,8 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
 
     def pump() -> None:
         try:
-            for line in source:
-                lines.put(line)
+            for where, line in source:  # parsed here: a bad line stops after those before it
+                lines.put(parse_line(line, where, note))
         except BaseException as e:
             failure.append(e)
         finally:
@@ -63,7 +55,7 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
         item = lines.get()
         if item is _EOF:
             break
-        batch = [parse_line(str(item))]
+        batch = [str(item)]
         while len(batch) < limit:
             try:
                 item = lines.get_nowait()
@@ -72,7 +64,7 @@ def read_batches(source: IO[str], max_lines: int = BATCH_LINES) -> Iterator[list
             if item is _EOF:
                 done = True
                 break
-            batch.append(parse_line(str(item)))
+            batch.append(str(item))
         yield batch
         limit = min(2 * limit, max_lines)
     if failure:
@@ -107,7 +99,7 @@ Output, one line per input line:
     "--input",
     "-i",
     "source",
-    type=click.File("r", encoding="utf-8", errors="replace"),
+    type=click.File("rb"),
     default="-",
     show_default=True,
     help="Text per line, or JSONL with a \"text\" key ('-' = stdin).",
@@ -128,27 +120,35 @@ Output, one line per input line:
     help="Texts per model forward pass.",
 )
 def classify(
-    models: tuple[str, ...], source: IO[str], all_languages: bool, batch_size: int
+    models: tuple[str, ...], source: IO[bytes], all_languages: bool, batch_size: int
 ) -> None:
     """Classify texts: sentiment (negative/neutral/positive) and complaint probability.
 
-    Reads one text per line (a line that is a JSON object with a "text" key counts as that
-    text), writes one JSON object per input line, in order, as soon as each batch is done.
+    Reads UTF-8 text, one text per line (a line that is a JSON object counts as its "text"),
+    writes one JSON object per text, in order, as soon as each batch is done. Blank lines are
+    skipped; binary input, or a JSON line without "text", stops with a one-line error naming
+    the line (results already written stay); a text longer than the model reads is cut, with
+    a note on stderr; an input without any text is an error.
     """
     from models.loader import load_classifier
 
+    lines = input_lines(source, input_name(source), _note)
     if len(models) > 1:
         from monitor.compare import compare_models
 
-        compare_models(models, source, batch_size)
+        compare_models(models, lines, batch_size)
         return
     try:
         classifier = load_classifier(models[0], batch_size=batch_size)
     except ModelError:
         raise  # the uproar group prints it as one line
-    for batch in read_batches(source):
+    for batch in read_batches(lines, note=_note):
         click.echo("".join(json.dumps(r) + "\n" for r in _classify_batch(
             classifier, batch, all_languages)), nl=False)
+
+
+def _note(message: str) -> None:
+    click.echo(f"uproar: note: {message}", err=True)
 
 
 def _classify_batch(

@@ -53,7 +53,10 @@ def serve(config_path: Path, listen: str | None, archive_url: str | None) -> Non
     listen = listen or config.serve.listen
     token = config.serve.token
     host, port = check_listen(listen, token)
-    archive = Archive(serving_url(archive_url or config.archive.url))
+    from monitor.replay import archive_place
+
+    chosen = archive_url or config.archive.url
+    archive = Archive(serving_url(chosen))
     try:
         app = create_app(
             archive, token=token, complaint_threshold=config.classifier.complaint_threshold
@@ -61,7 +64,8 @@ def serve(config_path: Path, listen: str | None, archive_url: str | None) -> Non
         sock = _bind(host, port)
         shown = f"[{host}]" if ":" in host else host
         click.echo(
-            f"uproar: serving {archive.url} on http://{shown}:{sock.getsockname()[1]}/ "
+            f"uproar: serving {archive_place(chosen)} (read-only) on "
+            f"http://{shown}:{sock.getsockname()[1]}/ "
             f"({'token required' if token else 'no token: loopback only'})",
             err=True,
         )

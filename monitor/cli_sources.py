@@ -14,8 +14,11 @@ import click
 
 from connectors.base import format_time
 from monitor.cli_common import CONFIG_OPTION
-from monitor.clock import SystemClock
+from monitor.clock import Clock, SystemClock
 from monitor.source_health import SourceHealth, load_health
+
+# A poll this much overdue means no daemon is polling: `uproar sources` says the state is stale.
+STALE_AFTER = timedelta(minutes=5)
 
 
 @dataclass(slots=True)
@@ -24,6 +27,23 @@ class SourceRow:
     enabled: bool | None  # None: not in the config (or no config was read)
     state: str  # ok | failing | paused | not polled yet | disabled
     health: SourceHealth | None
+    stale: bool = False  # saved by a daemon that has stopped (or stopped saving)
+
+
+def daemon_status(saved: list[SourceHealth], now: datetime) -> str | None:
+    """None while a daemon polls; else one line saying it stopped, or since when its saved
+    state is stale."""
+    polled = [h for h in saved if h.last_poll_at is not None]
+    if not polled:
+        return None
+    last = max(h.updated_at for h in polled)
+    when = f"{format_time(last)} ({ago(last, now)})"
+    if all(h.next_poll_at is None for h in polled):
+        return f"the daemon is not running: it stopped at {when}; states are as it left them"
+    if all(h.next_poll_at is None or h.next_poll_at + STALE_AFTER < now for h in polled):
+        return (f"the daemon is not running, or its state is stale since {when}: no poll it "
+                "planned has happened; states are as it last saved them")
+    return None
 
 
 def source_rows(enabled: dict[str, bool], saved: list[SourceHealth]) -> list[SourceRow]:
@@ -47,6 +67,11 @@ def _state(enabled: bool | None, health: SourceHealth | None) -> str:
     return "failing" if health.consecutive_failures else "ok"
 
 
+def mark_stale(rows: list[SourceRow]) -> None:
+    for row in rows:
+        row.stale = row.health is not None and row.state != "disabled"
+
+
 def row_json(row: SourceRow) -> dict[str, Any]:
     h = row.health
 
@@ -63,8 +88,9 @@ def row_json(row: SourceRow) -> dict[str, Any]:
         "last_error_at": when(h.last_error_at) if h else None,
         "consecutive_failures": h.consecutive_failures if h else 0,
         "items_last_poll": h.items_last_poll if h else None,
-        "next_poll": when(h.next_poll_at) if h else None,
+        "next_poll": when(h.next_poll_at) if h and not row.stale else None,
         "paused": h.paused if h else None,
+        "stale": row.stale,
     }
 
 
@@ -102,14 +128,15 @@ def print_table(rows: list[SourceRow], now: datetime) -> None:
     for row in rows:
         h = row.health
         why = (h.paused or h.last_error or "") if h and row.state in ("paused", "failing") else ""
+        state = f"[{_STYLES[row.state]}]{row.state}[/]" + (" [dim](stale)[/]" if row.stale else "")
         table.add_row(
             row.source,
             {True: "yes", False: "no", None: "?"}[row.enabled],
-            f"[{_STYLES[row.state]}]{row.state}[/]",
+            state,
             ago(h.last_success_at, now) if h else "-",
             str(h.consecutive_failures) if h else "0",
             str(h.items_last_poll) if h and h.items_last_poll is not None else "-",
-            ago(h.next_poll_at, now) if h and row.state != "disabled" else "-",
+            ago(h.next_poll_at, now) if h and row.state != "disabled" and not row.stale else "-",
             # Error text can hold text from the internet: no markup, escapes or bidi from it.
             escape(displayable(why, one_line=True)),
         )
@@ -127,6 +154,7 @@ def sources(ctx: click.Context, config_path: Path, archive_url: str | None, fmt:
     """Show each source's health, as the running daemon last saved it in the archive:
     enabled, state (ok, failing, paused, disabled), last success, consecutive failures,
     items in the last poll, next poll, and the last error or why the source is paused.
+    When the daemon has stopped (or its saved state is stale), it says so first.
 
     \b
     Example:
@@ -146,7 +174,12 @@ def sources(ctx: click.Context, config_path: Path, archive_url: str | None, fmt:
     with open_archive(ctx, config_path, archive_url) as (archive, _threshold):
         saved = load_health(archive.engine)
     rows = source_rows(enabled, saved)
-    now = SystemClock().now()
+    clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
+    now = clock.now()
+    status = daemon_status(saved, now)
+    if status is not None:
+        mark_stale(rows)
+        click.echo(f"uproar: {status}", err=True)
     if fmt == "json":
         click.echo(json.dumps([row_json(r) for r in rows], ensure_ascii=False, indent=2))
     else:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from monitor.analyst.extent import DEFAULT_SINCE
 from monitor.cli_backtest import _load_config, _OneLineErrors
 from monitor.cli_common import CONFIG_OPTION
 from monitor.errors import UproarError
@@ -28,7 +29,7 @@ class StoriesError(UproarError):
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="""\b
 Examples:
-  uproar stories                                   # the config's archive, last 7 days
+  uproar stories                                   # the config's archive, last 30 days
   uproar stories --brand united --since 2026-03-01 --limit 50
   uproar stories --archive sqlite:///uproar.db --show 12      # one story's complaints
   uproar stories --format json > stories.json
@@ -38,8 +39,8 @@ Examples:
 @click.option("--archive", "archive_url", metavar="URL", default=None,
               help="Archive to read (default: archive.url from the config).")
 @click.option("--brand", help="Only this brand key.")
-@click.option("--since", default="7d", show_default=True,
-              help="Stories active since: 7d, 12h (ago) or 2026-03-01[T14:30Z].")
+@click.option("--since", default=DEFAULT_SINCE, show_default=True,
+              help="Stories active since: 7d, 12h (ago) or 2026-03-01[T14:30Z]; all: every one.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="At most this many stories (the most recently active).")
 @click.option("--show", "story_id", type=int, default=None,
@@ -68,13 +69,21 @@ def stories(
     clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
     config = _load_config(ctx, config_path, needed=not archive_url)
     url = archive_url or (config.archive.url if config else "")
-    start = parse_time_bound(since, clock.now(), option="--since")
+    everything = since.strip().lower() == "all"
+    start = None if everything else parse_time_bound(since, clock.now(), option="--since")
     with Archive(read_only_url(url)) as archive, archive.engine.connect() as connection:
         if story_id is not None:
             story, members = _one(connection, story_id)
             _print_one(story, members, fmt)
-        else:
-            _print_list(_list(connection, brand, start, limit), fmt)
+            return
+        rows = _list(connection, brand, start, limit)
+        if not rows:
+            from monitor.analyst.extent import archive_extent, explain_empty
+
+            click.echo(explain_empty("stories", archive_extent(connection),
+                                     None if everything else since, start=start,
+                                     filtered=brand is not None), err=True)
+        _print_list(rows, fmt)
 
 
 def _list(connection: Any, brand: str | None, start: Any, limit: int) -> list[dict[str, Any]]:
@@ -82,7 +91,9 @@ def _list(connection: Any, brand: str | None, start: Any, limit: int) -> list[di
 
     from monitor.archive.schema import stories as t
 
-    query = select(t).where(t.c.last_seen >= start)
+    query = select(t)
+    if start is not None:
+        query = query.where(t.c.last_seen >= start)
     if brand is not None:
         query = query.where(t.c.brand == brand)
     query = query.order_by(t.c.last_seen.desc(), t.c.id.desc()).limit(limit)
@@ -139,7 +150,6 @@ def _print_list(rows: list[dict[str, Any]], fmt: str) -> None:
         sys.stdout.write("\n")
         return
     if not rows:
-        click.echo("no stories in the period")
         return
     click.echo(f"{'id':>5}  {'brand':<12}{'first seen (UTC)':<18}{'last seen':<18}"
                f"{'mentions':>9}{'growth/h':>9}{'reach':>12}  title")

@@ -12,19 +12,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
-from typing import IO, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import click
 
 from models.base import SENTIMENTS, Classification, Classifier
 
 
-def _labels(line: str) -> tuple[str, str | None, int | None]:
+def _labels(where: str, line: str) -> tuple[str, str | None, int | None]:
     """(text, gold sentiment, gold complaint) of an input line."""
-    from monitor.cli_classify import parse_line
+    from monitor.classify_input import parse_line
 
-    text = parse_line(line)
+    text = parse_line(line, where)
     sentiment: str | None = None
     complaint: int | None = None
     if line.lstrip().startswith("{"):
@@ -61,11 +61,14 @@ def _macro_f1(gold: Sequence[int], pred: Sequence[int]) -> float | None:
     return sum(f1s) / 2
 
 
-def compare_models(specs: Sequence[str], source: IO[str], batch_size: int) -> None:
+def compare_models(
+    specs: Sequence[str], lines: Iterable[tuple[str, str]], batch_size: int
+) -> None:
+    """``lines``: ``(where, line)`` pairs, checked (``monitor.classify_input.input_lines``)."""
     from models.loader import load_classifier
 
     models: list[Classifier] = [load_classifier(s, batch_size=batch_size) for s in specs]
-    rows = [_labels(line) for line in source if line.strip()]
+    rows = [_labels(where, line) for where, line in lines]
     texts = [r[0] for r in rows]
     results: list[list[Classification]] = []
     seconds: list[float] = []

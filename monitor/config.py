@@ -5,7 +5,10 @@ Every key except those DESIGN.md lists is optional, with the default documented 
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+import typing
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -311,10 +314,34 @@ def _require_http(url: str) -> None:
 class LoadedConfig:
     """A validated config plus where it came from and notes for ``check-config``."""
 
-    def __init__(self, config: Config, path: Path, unset_vars: list[str]) -> None:
+    def __init__(
+        self, config: Config, path: Path, unset_vars: list[str],
+        loaded: LoadedYaml | None = None,
+    ) -> None:
         self.config = config
         self.path = path
         self.unset_vars = unset_vars
+        self.loaded = loaded
+
+    def located(self, problems: list[str]) -> list[str]:
+        """``problems`` that start with a config path (``sources.twitter.bearer_token: ...``),
+        with the line of that path (or of its closest parent) in the file added."""
+        if self.loaded is None:
+            return problems
+        out = []
+        for problem in problems:
+            where, sep, rest = problem.partition(": ")
+            line = self.loaded.line_of(_parse_path(where)) if sep and " " not in where else None
+            out.append(f"{where} (line {line}): {rest}" if line else problem)
+        return out
+
+
+def _parse_path(text: str) -> tuple[str | int, ...]:
+    """``brands[0].key`` -> ("brands", 0, "key")."""
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", text):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -330,7 +357,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"cannot read: {exc}"], str(path)) from exc
     loaded = load_yaml(text, str(path), env)
-    return LoadedConfig(parse_config(loaded, str(path)), path, loaded.unset_vars)
+    return LoadedConfig(parse_config(loaded, str(path)), path, loaded.unset_vars, loaded)
 
 
 def parse_config(loaded: LoadedYaml, source: str) -> Config:
@@ -356,14 +383,19 @@ def _problems(exc: ValidationError, loaded: LoadedYaml) -> list[str]:
         path = tuple(p for p in loc if isinstance(p, str | int))
         line = loaded.line_of(path)
         where = format_path(path) + (f" (line {line})" if line else "")
-        problems.append(f"{where}: {_message(err)}")
+        problems.append(f"{where}: {_message(err, path, quoted=path in loaded.quoted)}")
     return problems
 
 
-def _message(err: Any) -> str:
+_NUMBERS = {"int_parsing": "a whole number like 5", "int_type": "a whole number like 5",
+            "float_parsing": "a number like 0.5", "bool_parsing": "true or false"}
+_ALTERNATIVES = re.compile(r"^\^\(([\w.-]+(?:\|[\w.-]+)+)\)\$$")
+
+
+def _message(err: Any, path: tuple[str | int, ...] = (), *, quoted: bool = False) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        return "unknown key; check the spelling against config.yaml"
+        return "unknown key" + _did_you_mean(path) + "; check the spelling against config.yaml"
     if kind == "missing":
         return "required key is missing"
     msg = str(err["msg"])
@@ -371,8 +403,56 @@ def _message(err: Any) -> str:
         msg = msg[len("Value error, "):]
     if kind == "string_pattern_mismatch" and "key" in [str(p) for p in err["loc"]][-1:]:
         return "brand key must be lower-case letters, digits, '-' or '_' (like 'united')"
-    if kind in ("int_parsing", "int_type", "float_parsing", "bool_parsing") and isinstance(
-        err.get("input"), str
-    ):
-        msg += f" (got {err['input']!r}; remove the quotes if it is a number)"
+    if kind == "string_pattern_mismatch":
+        pattern = str((err.get("ctx") or {}).get("pattern", ""))
+        allowed = _ALTERNATIVES.match(pattern)
+        if allowed:
+            return f"expected one of {', '.join(allowed.group(1).split('|'))}, got {err['input']!r}"
+    if kind in _NUMBERS and isinstance(err.get("input"), str):
+        if quoted and _unquoted_would_parse(err["input"]):
+            return f"{msg} (got {err['input']!r}; remove the quotes if it is a number)"
+        return f"expected {_NUMBERS[kind]}, got {err['input']!r}"
     return msg
+
+
+def _unquoted_would_parse(text: str) -> bool:
+    import yaml
+
+    try:
+        return not isinstance(yaml.safe_load(text), str)
+    except yaml.YAMLError:
+        return False
+
+
+def _did_you_mean(path: tuple[str | int, ...]) -> str:
+    """`` (did you mean 'every'?)`` for a misspelled key, from the keys valid at its place."""
+    if not path or not isinstance(path[-1], str):
+        return ""
+    close = difflib.get_close_matches(path[-1], _keys_at(path[:-1]), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _keys_at(path: tuple[str | int, ...]) -> list[str]:
+    """The keys the config model accepts under ``path`` (a mapping), or none when unknown."""
+    model: Any = Config
+    for part in path:
+        if isinstance(part, int):
+            continue  # an item of a list: the same item model
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (``X``, ``list[X]``, ``X | None``...)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -10,12 +10,15 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connectors.base import Connector
 from monitor.app import App
+from monitor.config import Config
 from monitor.durations import format_duration
 from monitor.health import HealthServer, HealthState, archive_ping
 from monitor.leader import ScaleOut
@@ -38,16 +41,7 @@ class Daemon:
         self.app = app
         self.stop = threading.Event()
         self.runners = [
-            SourceRunner(
-                name,
-                connector,
-                app.pipeline,
-                brand_queries(app.config),
-                app.clock,
-                getattr(app.config.sources, name).every,
-                getattr(app.config.sources, name).lookback,
-                ops=OpsNotifier(app.pipeline.dispatcher.sender, app.config.alerts.ops_channel),
-            )
+            self._runner(name, connector)
             for name, connector in enabled_connectors(app.config, clock=app.clock.now).items()
         ]
         self.refreshers = build_refreshers(app, self.runners)  # engagement of recent complaints
@@ -66,6 +60,29 @@ class Daemon:
         app.pipeline.on_classify = self.metrics.observe_classify
         # PostgreSQL shared by several daemons: who polls what, who alerts (SQLite: all, here).
         self.scaleout = ScaleOut(app, [r.name for r in self.runners], self.health)
+
+    def _runner(self, name: str, connector: Connector) -> SourceRunner:
+        app = self.app
+        settings = getattr(app.config.sources, name)
+        return SourceRunner(
+            name, connector, app.pipeline, brand_queries(app.config), app.clock,
+            settings.every, settings.lookback,
+            ops=OpsNotifier(app.pipeline.dispatcher.sender, app.config.alerts.ops_channel),
+        )
+
+    def _schedule_source(self, runner: SourceRunner, now: datetime) -> None:
+        source = getattr(self.app.config.sources, runner.name)
+        self.scheduler.add_job(
+            self._poll,
+            IntervalTrigger(
+                seconds=source.every.total_seconds(), jitter=source.jitter.total_seconds()
+            ),
+            args=[runner],
+            id=f"poll:{runner.name}",
+            name=f"poll {runner.name}",
+            next_run_time=now,
+        )
+        log.info("source %s: polling every %s", runner.name, format_duration(source.every))
 
     def _poll(self, runner: SourceRunner) -> PollOutcome:
         if not self.scaleout.may_poll(runner.name):  # another process polls it
@@ -114,18 +131,7 @@ class Daemon:
         log.info("baselines warmed from %d archived buckets", seeded)
         now = datetime.now(UTC)
         for runner in self.runners:
-            source = getattr(config.sources, runner.name)
-            self.scheduler.add_job(
-                self._poll,
-                IntervalTrigger(
-                    seconds=source.every.total_seconds(), jitter=source.jitter.total_seconds()
-                ),
-                args=[runner],
-                id=f"poll:{runner.name}",
-                name=f"poll {runner.name}",
-                next_run_time=now,
-            )
-            log.info("source %s: polling every %s", runner.name, format_duration(source.every))
+            self._schedule_source(runner, now)
         schedule_refreshers(self.scheduler, self.refreshers, now)
         self.scheduler.add_job(
             self._detect, IntervalTrigger(seconds=detection.bucket.total_seconds()), id="detect"
@@ -155,6 +161,8 @@ class Daemon:
         log.info("stopping: finishing the current batch")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        for runner in self.runners:
+            runner.mark_stopped()
         self.scaleout.close()
         self.health.set_scheduler_alive(False, self.app.clock.now())
         self.metrics.set_up(False)
@@ -166,15 +174,73 @@ class Daemon:
         self.app.close()
         log.info("stopped cleanly")
 
-    def run_forever(self, signals: SignalBox | None = None) -> str:
-        """Run until SIGTERM/SIGINT ("stop") or SIGHUP ("reload"); always shuts down cleanly."""
+    def reload(self, new: Config) -> list[str] | None:
+        """Apply ``new`` while running, restarting only the poll (and refresh) jobs of the
+        sources whose settings changed; the others keep their schedule, state and connection.
+        Returns those sources' names, or None when more than source settings changed (brands,
+        alerts, archive, ...: the caller restarts everything). ``logging`` is the caller's: it
+        applies a new level or format without restarting anything."""
+        old = self.app.config
+        same = {"sources", "logging"}
+        if old.model_dump(exclude=same) != new.model_dump(exclude=same):
+            return None
+        if set(old.sources.enabled()) != set(new.sources.enabled()):
+            return None
+        before, after = old.sources.all(), new.sources.all()
+        changed = [name for name in new.sources.enabled() if before[name] != after[name]]
+        self.app.config = new
+        for name in changed:
+            self._restart_source(name)
+        return changed
+
+    def _restart_source(self, name: str) -> None:
+        old = next(r for r in self.runners if r.name == name)
+        for job in (f"poll:{name}", f"refresh:{name}"):
+            if self.scheduler.get_job(job) is not None:
+                self.scheduler.remove_job(job)
+        with old.lock:  # a poll under way finishes first
+            old.connector.close()
+        connector = enabled_connectors(self.app.config, name, clock=self.app.clock.now)[name]
+        runner = self._runner(name, connector)
+        self.runners[self.runners.index(old)] = runner
+        refreshers = build_refreshers(self.app, [runner])
+        self.refreshers = [r for r in self.refreshers if r.name != name] + refreshers
+        now = datetime.now(UTC)
+        self.health.add_source(name, runner.every, self.app.clock.now())
+        self._schedule_source(runner, now)
+        schedule_refreshers(self.scheduler, refreshers, now)
+
+    def run_forever(
+        self,
+        signals: SignalBox | None = None,
+        reload: Callable[[], Config | None] | None = None,
+    ) -> str:
+        """Run until SIGTERM/SIGINT ("stop") or SIGHUP ("reload"); always shuts down cleanly.
+
+        ``reload`` reads the config anew on SIGHUP: None (refused; it logs why) keeps
+        everything running as it was; a config that changes only sources' settings restarts
+        only their jobs; any other change returns "reload" for the caller to restart all.
+        """
         box = signals or SignalBox()
         own = signals is None
         if own:
             box.install()
         try:
             self.start()
-            box.wait()
+            while True:
+                box.wait()
+                if box.reason != "reload" or reload is None:
+                    break
+                new = reload()
+                if new is not None:
+                    changed = self.reload(new)
+                    if changed is None:
+                        break  # more than sources changed: restart everything
+                    log.info("config reloaded: %s", (
+                        "restarted " + ", ".join(f"source {n}" for n in changed)
+                        if changed else "nothing changed"))
+                if not box.rearm():
+                    break
         finally:
             if own:
                 box.restore()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -39,7 +40,11 @@ SECRET_KEYS = frozenset(
 # Shorter configured values are not redacted: replacing "ab" everywhere would mangle logs.
 MIN_SECRET_CHARS = 6
 # Loggers that chat per request at INFO (httpx logs every URL, with its query string).
-NOISY_LOGGERS = ("apscheduler", "httpx", "httpcore", "urllib3", "slack_sdk", "filelock")
+# Alembic's own INFO lines (dialect, DDL mode, each step) are replaced by one line of ours
+# (monitor.archive.migrate) when a migration runs, and none when there is nothing to do.
+NOISY_LOGGERS = (
+    "apscheduler", "httpx", "httpcore", "urllib3", "slack_sdk", "filelock", "alembic",
+)
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Slack tokens: bot, user, app, refresh, config and legacy workspace tokens.
@@ -120,15 +125,30 @@ def redact(text: str) -> str:
 
 
 class PlainFormatter(logging.Formatter):
-    """``LEVEL logger: message`` (plus a timestamp on a terminal), redacted."""
+    """``2026-03-02T14:07:00Z LEVEL logger: message`` (UTC; no time when the journal adds
+    its own), redacted."""
 
     def __init__(self, redactor: Redactor, *, timestamps: bool) -> None:
         fmt = "%(levelname)s %(name)s: %(message)s"
         super().__init__(("%(asctime)s " + fmt) if timestamps else fmt)
         self.redactor = redactor
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def format(self, record: logging.LogRecord) -> str:
         return self.redactor(super().format(record))
+
+
+def _to_journal(out: TextIO) -> bool:
+    """Whether ``out`` is systemd's journal stream (which timestamps every line itself)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    try:
+        status = os.fstat(out.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return bool(stream) and (str(status.st_dev), str(status.st_ino)) == (device, inode)
 
 
 class JsonFormatter(logging.Formatter):
@@ -166,8 +186,9 @@ def configure(
     if fmt == "json":
         handler.setFormatter(JsonFormatter(_active))
     else:
-        # Under systemd the journal adds timestamps; on a terminal we add our own.
-        handler.setFormatter(PlainFormatter(_active, timestamps=out.isatty()))
+        # The journal timestamps each line itself; everywhere else (a terminal, a file, a
+        # pipe) each line carries its UTC time.
+        handler.setFormatter(PlainFormatter(_active, timestamps=not _to_journal(out)))
     numeric = getattr(logging, level)
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     for noisy in NOISY_LOGGERS:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from connectors.base import Mention
 from monitor.alerts.dispatch import DeliveryReport
+from monitor.archive import Archive
 from monitor.clock import SimulatedClock, floor_time
 from monitor.errors import UproarError
 from monitor.pipeline import Pipeline
@@ -40,15 +41,24 @@ class ReplayReport:
 
 
 def read_mentions(path: Path) -> tuple[list[Mention], list[str]]:
-    """Read a JSONL file of mentions; bad lines are reported (with line numbers), not fatal."""
+    """Read a JSONL file of mentions; bad lines (not UTF-8, not JSON, not a mention) are
+    reported with their line numbers and skipped, never fatal to the rest."""
     mentions: list[Mention] = []
     bad: list[str] = []
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise ReplayError(f"{path}: cannot open: {exc.strerror or exc}") from exc
     with handle:
-        for number, line in enumerate(handle, 1):
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad.append(
+                    f"{path}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                    f"at column {exc.start + 1})"
+                )
+                continue
             if not line.strip():
                 continue
             try:
@@ -60,6 +70,33 @@ def read_mentions(path: Path) -> tuple[list[Mention], list[str]]:
                 bad.append(f"{path}:{number}: {exc}")
     mentions.sort(key=lambda m: m.created_at)
     return mentions, bad
+
+
+def live_sources(archive: Archive) -> list[str]:
+    """Sources a daemon (or `uproar poll`) has polled into ``archive``: they leave a cursor or
+    a health row, which a replay never does."""
+    from sqlalchemy import select, union
+
+    from monitor.archive.schema import cursors, source_health
+
+    with archive.engine.connect() as connection:
+        query = union(select(cursors.c.source), select(source_health.c.source))
+        return sorted(str(row[0]) for row in connection.execute(query))
+
+
+def archive_place(url: str) -> str:
+    """Where an archive is, for people: a SQLite file's absolute path, else the (redacted) URL."""
+    from sqlalchemy.engine import make_url
+
+    from monitor.archive.engine import redact
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return redact(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).resolve())
+    return redact(url)
 
 
 def _steps(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:

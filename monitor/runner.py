@@ -128,6 +128,8 @@ class SourceRunner:
             self._failed(outcome, exc.message, exc.retry_after)
         except ConnectorError as exc:
             self._failed(outcome, exc.message, None)
+            outcome.problems = list(exc.details) or outcome.problems
+            outcome.errors = len(outcome.problems)
         except Exception as exc:  # a connector or pipeline bug must not stop the daemon
             log.exception("source %s: unexpected error (a bug, please report it)", self.name)
             self._failed(outcome, f"{type(exc).__name__}: {exc}", None)
@@ -232,6 +234,19 @@ class SourceRunner:
         health.next_poll_at = self.backoff_until or now + self.every
         if not self.persist_health:
             return
+        self._polled_here = True
+        self._save_health(health)
+
+    def mark_stopped(self) -> None:
+        """The daemon stops: no next poll (``uproar sources`` then says it is not running).
+        Only a process that polled this source says so; a standby's stop changes nothing."""
+        if not (self.persist_health and getattr(self, "_polled_here", False)):
+            return
+        self.health.updated_at = self.clock.now()
+        self.health.next_poll_at = None
+        self._save_health(self.health)
+
+    def _save_health(self, health: SourceHealth) -> None:
         try:
             save_health(self.pipeline.archive.engine, health)
         except ArchiveError as exc:

@@ -45,7 +45,10 @@ def summarize(loaded: LoadedConfig) -> list[str]:
     if slack.token:
         lines.append(f"alerts: Slack channel {slack.channel} via {slack.api_url}")
     else:
-        why = " (SLACK_BOT_TOKEN is not set)" if "SLACK_BOT_TOKEN" in loaded.unset_vars else ""
+        why = ""
+        if "SLACK_BOT_TOKEN" in loaded.unset_vars:
+            line = loaded.loaded.var_lines.get("SLACK_BOT_TOKEN") if loaded.loaded else None
+            why = " (SLACK_BOT_TOKEN is not set" + (f"; used on line {line})" if line else ")")
         lines.append(f"alerts: printed to the console{why}; set alerts.slack.token for Slack")
     a = c.alerts
     lines.append(
@@ -65,5 +68,13 @@ def summarize(loaded: LoadedConfig) -> list[str]:
     unset = [v for v in loaded.unset_vars if v != "SLACK_BOT_TOKEN"]
     if unset:
         lines.append("")
-        lines.append("note: these environment variables are not set: " + ", ".join(unset))
+        lines.append("note: these environment variables are not set: "
+                     + ", ".join(_unset(loaded, unset)))
     return lines
+
+
+def _unset(loaded: LoadedConfig, names: list[str]) -> list[str]:
+    """``VAR (line 12)``: where the file uses each unset variable."""
+    if loaded.loaded is None:
+        return names
+    return loaded.loaded.unset_with_lines(names)

@@ -24,6 +24,13 @@ class LoadedYaml:
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)  # 1-based line of each value
     unset_vars: list[str] = field(default_factory=list)  # ${VAR} without default, not set
+    quoted: set[Path] = field(default_factory=set)  # values written in quotes ("5", '5')
+    var_lines: dict[str, int] = field(default_factory=dict)  # where each unset ${VAR} is used
+
+    def unset_with_lines(self, names: list[str] | None = None) -> list[str]:
+        """``VAR (line 12)`` for each unset variable (of ``names``, or all)."""
+        return [f"{name} (line {self.var_lines[name]})" if name in self.var_lines else name
+                for name in (self.unset_vars if names is None else names)]
 
     def line_of(self, path: Path) -> int | None:
         """The line of ``path``, or of its closest ancestor that has one."""
@@ -50,10 +57,7 @@ def load_yaml(text: str, source: str, environ: Mapping[str, str]) -> LoadedYaml:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "unknown line"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: YAML syntax error: {problem}"], source) from exc
+        raise ConfigError([syntax_problem(exc, text)], source) from exc
     loaded = LoadedYaml(data=None)
     if node is None:
         loaded.data = {}
@@ -63,6 +67,39 @@ def load_yaml(text: str, source: str, environ: Mapping[str, str]) -> LoadedYaml:
     if problems:
         raise ConfigError(problems, source)
     return loaded
+
+
+def syntax_problem(exc: yaml.YAMLError, text: str) -> str:
+    """One line for a YAML syntax error. The parser often notices a wrong indentation only on
+    the line after the mistake: then both lines are named."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    line = mark.line + 1
+    message = f"line {line}: YAML syntax error: {problem}"
+    if "\t" in problem or "'\\t'" in problem:
+        return message + " (YAML indents with spaces, not tabs)"
+    if "block end" in problem or "mapping values are not allowed" in problem:
+        before = _previous_content_line(text, line)
+        if before is not None:
+            return (f"line {line}: YAML syntax error: {problem}; check the indentation of "
+                    f"line {before} and line {line} (the mistake is often on the line before)")
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None and context_mark.line != mark.line:
+        message += f" ({context} that begins on line {context_mark.line + 1})"
+    return message
+
+
+def _previous_content_line(text: str, line: int) -> int | None:
+    """The 1-based number of the last non-blank, non-comment line before ``line``."""
+    lines = text.splitlines()
+    for number in range(min(line - 1, len(lines)), 0, -1):
+        stripped = lines[number - 1].strip()
+        if stripped and not stripped.startswith("#"):
+            return number
+    return None
 
 
 def _convert(
@@ -77,14 +114,19 @@ def _convert(
                 line = key_node.start_mark.line + 1
                 problems.append(f"{format_path((*path, key))} (line {line}): duplicate key")
             result[key] = _convert(value_node, (*path, key), out, environ, problems)
+            # A key's own line: where a nested mapping's problem is looked for, not its first
+            # child's line.
+            out.lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
             _convert(item, (*path, i), out, environ, problems) for i, item in enumerate(node.value)
         ]
     value = _scalar(node)
+    if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+        out.quoted.add(path)
     if isinstance(value, str) and "${" in value:
-        value = _expand(value, out, environ)
+        value = _expand(value, out, environ, node.start_mark.line + 1)
     return value
 
 
@@ -96,7 +138,7 @@ def _scalar(node: yaml.Node) -> Any:
         loader.dispose()
 
 
-def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str]) -> str:
+def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str], line: int) -> str:
     def repl(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in environ and environ[name] != "":
@@ -105,6 +147,7 @@ def _expand(value: str, out: LoadedYaml, environ: Mapping[str, str]) -> str:
             return default
         if name not in out.unset_vars:
             out.unset_vars.append(name)
+            out.var_lines[name] = line
         return ""
 
     return _VAR.sub(repl, value)

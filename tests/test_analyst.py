@@ -253,21 +253,21 @@ def test_each_filter_matches_the_python_answer(
         assert count_mentions(connection, f) == len(expected(predicate))
 
 
-def test_story_is_the_incident_brand_between_opened_and_resolved(
+def test_incident_is_its_brand_between_opened_and_resolved(
     archive: Archive, incident_ids: dict[str, int]
 ) -> None:
     start, end = T0 + timedelta(days=1), T0 + timedelta(days=3)
-    ids = query_ids(archive, MentionFilter(story=incident_ids["united"]))
+    ids = query_ids(archive, MentionFilter(incident=incident_ids["united"]))
     assert ids == expected(lambda s: "united" in s.brands and start <= s.mention.created_at <= end)
     assert ids
     # Still open: up to its last signal.
     start, end = T0 + timedelta(days=5), T0 + timedelta(days=6)
-    ids = query_ids(archive, MentionFilter(story=incident_ids["larkspur"]))
+    ids = query_ids(archive, MentionFilter(incident=incident_ids["larkspur"]))
     assert ids == expected(
         lambda s: "larkspur" in s.brands and start <= s.mention.created_at <= end
     )
     with pytest.raises(AnalystError, match="no incident 999"):
-        query_ids(archive, MentionFilter(story=999))
+        query_ids(archive, MentionFilter(incident=999))
 
 
 def test_text_search_needs_every_word_in_any_case(archive: Archive) -> None:

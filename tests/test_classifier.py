@@ -19,6 +19,7 @@ from models.base import SENTIMENTS, Classifier
 from models.hf import map_labels
 from models.loader import load_classifier
 from models.text import normalize_tweet
+from monitor.classify_input import ClassifyInputError
 from monitor.cli import cli
 from monitor.cli_classify import classify, parse_line
 
@@ -108,7 +109,8 @@ def test_normalize_tweet() -> None:
 def test_parse_line() -> None:
     assert parse_line('{"text": "hi there", "id": 3}\n') == "hi there"
     assert parse_line("{not json} just text\n") == "{not json} just text"
-    assert parse_line('{"no_text": 1}') == '{"no_text": 1}'
+    with pytest.raises(ClassifyInputError, match='line 3: a JSON object with no "text" key'):
+        parse_line('{"no_text": 1}', "line 3")
     assert parse_line("plain\r\n") == "plain"
     assert parse_line("\n") == ""
 
@@ -130,9 +132,9 @@ def test_classify_cli_text_lines() -> None:
     result = CliRunner().invoke(classify, [], input=f"{COMPLAINT}\n\n{HAPPY}\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
-    assert len(rows) == 3
+    assert len(rows) == 2  # the blank line holds no text: skipped
     assert rows[0]["sentiment"] == "negative" and rows[0]["complaint"] > 0.5
-    assert rows[2]["sentiment"] == "positive"
+    assert rows[1]["sentiment"] == "positive"
     for row in rows:
         assert set(row) == {"sentiment", "scores", "complaint"}
         assert set(row["scores"]) == set(SENTIMENTS)

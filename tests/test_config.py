@@ -130,9 +130,11 @@ def test_check_config_refuses_unavailable_source_and_missing_keys(tmp_path: Path
         cli, ["check-config", "-c", str(write(tmp_path, text))], env={"TWITTER_BEARER_TOKEN": ""}
     )
     assert result.exit_code == 1
-    assert "sources.twitter.bearer_token: twitter is enabled but has no bearer_token; set " \
-        "TWITTER_BEARER_TOKEN" in result.output
-    assert "sources.youtube.api_key: youtube is enabled but has no api_key" in result.output
+    # The line of the source that misses its variable is named.
+    assert "sources.twitter.bearer_token (line 9): twitter is enabled but has no bearer_token; " \
+        "set TWITTER_BEARER_TOKEN" in result.output
+    assert "sources.youtube.api_key (line 10): youtube is enabled but has no api_key" \
+        in result.output
 
 
 def test_check_config_prints_youtube_quota_cost(tmp_path: Path) -> None:
@@ -148,3 +150,59 @@ def test_source_urls_must_be_http(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
     assert result.exit_code == 1
     assert "sources.mastodon.api_url (line 10): expected an http" in result.output
+
+
+# -- first-hour mistakes: each message names the right line and says what is allowed ----------
+
+
+def check(tmp_path: Path, text: str) -> str:
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))])
+    assert result.exit_code == 1, result.output
+    return result.output
+
+
+def test_a_bad_indentation_names_both_lines(tmp_path: Path) -> None:
+    # `url` is indented too far; YAML's parser notices only at `retention`, the line after.
+    text = MINIMAL.replace('archive: {url: "sqlite:///uproar.db"}',
+                           'archive:\n    url: "sqlite:///uproar.db"\n  retention: 30d')
+    out = check(tmp_path, text)
+    assert "line 5: YAML syntax error: expected <block end>" in out
+    assert "check the indentation of line 4 and line 5" in out
+
+
+def test_a_tab_says_yaml_wants_spaces(tmp_path: Path) -> None:
+    out = check(tmp_path, MINIMAL.replace("  rss:", "\trss:"))
+    assert "line 8: YAML syntax error" in out and "YAML indents with spaces, not tabs" in out
+
+
+def test_an_unclosed_quote_names_where_it_began(tmp_path: Path) -> None:
+    out = check(tmp_path, MINIMAL + 'logging: {level: "INFO}\n')
+    assert "line 11: YAML syntax error: found unexpected end of stream (while scanning a " \
+        "quoted scalar that begins on line 10)" in out
+
+
+def test_logging_level_lists_the_allowed_values(tmp_path: Path) -> None:
+    out = check(tmp_path, MINIMAL + "logging: {level: LOUD}\n")
+    assert "logging.level (line 10): expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD'" in out
+    assert "pattern" not in out
+
+
+def test_a_word_for_a_number_gets_no_quotes_hint(tmp_path: Path) -> None:
+    out = check(tmp_path, MINIMAL + "detection:\n  min_count: five\n")
+    assert "detection.min_count (line 11): expected a whole number like 5, got 'five'" in out
+    assert "quotes" not in out
+
+
+def test_a_misspelled_key_gets_a_did_you_mean(tmp_path: Path) -> None:
+    out = check(tmp_path, MINIMAL.replace("every: 5m}", "evry: 5m}", 1) + "sorces: {}\n")
+    assert "sources.rss.evry (line 8): unknown key (did you mean 'every'?)" in out
+    assert "sorces (line 10): unknown key (did you mean 'sources'?)" in out
+
+
+def test_unset_variables_are_named_with_their_line(tmp_path: Path) -> None:
+    text = MINIMAL + "serve: {token: \"${UPROAR_SERVE_TOKEN}\"}\n"
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(write(tmp_path, text))],
+                                env={"SLACK_BOT_TOKEN": "", "UPROAR_SERVE_TOKEN": ""})
+    assert result.exit_code == 0, result.output
+    assert "printed to the console (SLACK_BOT_TOKEN is not set; used on line 5)" in result.output
+    assert "not set: UPROAR_SERVE_TOKEN (line 10)" in result.output

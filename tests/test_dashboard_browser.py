@@ -2,7 +2,7 @@
 
 Starts `uproar serve` as a user would, on 127.0.0.1 (any free port), over a SQLite archive with
 hostile posts; searches, opens a mention and a story, and takes a screenshot. Skips when
-chromium, chromedriver or selenium is missing (`make setup` installs them when it can).
+chromium, chromedriver or selenium is missing (`make browser-deps` installs them).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ WAIT = 30  # seconds a browser condition may take on a loaded machine before the
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver: apt-get install -y chromium "
-    "chromium-driver (make setup tries)",
+    reason="needs Debian's chromium and chromium-driver: run `make browser-deps` (as root) "
+    "to install them",
 )
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')"
@@ -135,7 +135,7 @@ def test_stories_with_timeline_and_posts(served: tuple[str, int], browser: Any) 
     from selenium.webdriver.common.by import By
 
     base, story_id = served
-    browser.get(base)
+    browser.get(base + "?since=all")  # the test data is from March 2026
     wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     browser.find_element(By.CSS_SELECTOR, "nav button[data-view='stories']").click()
     row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.story-row"))[0]
@@ -149,6 +149,46 @@ def test_stories_with_timeline_and_posts(served: tuple[str, int], browser: Any) 
     assert browser.find_element(By.ID, "story-title").text == f"#{story_id} Guitar <story>"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#story-posts li")) == 2
     assert browser.find_elements(By.CSS_SELECTOR, "#story-chart svg polyline")
+
+
+def test_the_url_holds_the_search_and_the_page_runs_it(
+    served: tuple[str, int], browser: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    base, _ = served
+    # Opened with the default window only: an empty answer that says why, without a click.
+    browser.get(base)
+    empty = wait_for(browser, lambda d: d.find_element(By.ID, "empty").text and
+                     d.find_element(By.ID, "empty"))
+    assert "no mentions in the last 30 days; the archive holds" in empty.text
+    assert "try since 2026-" in empty.text
+    # A shared link: the search runs on load, the form shows it.
+    browser.get(base + "?text=guitar&since=2026-03-01")
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.mention-row"))
+    assert len(rows) == 32
+    assert browser.find_element(By.ID, "q-text").get_attribute("value") == "guitar"
+    assert not browser.find_element(By.ID, "empty").is_displayed()
+    # A new search goes into the URL; Back brings the previous one back.
+    text = browser.find_element(By.ID, "q-text")
+    text.clear()
+    text.send_keys("refund")
+    browser.find_element(By.ID, "search-button").click()
+    wait_for(browser, lambda d: "text=refund" in d.current_url)
+    wait_for(browser, lambda d: all("refund" in c.text.lower()
+                                    for c in d.find_elements(By.CSS_SELECTOR, "td.mention-text")))
+    browser.back()
+    wait_for(browser, lambda d: d.find_element(By.ID, "q-text").get_attribute("value") == "guitar")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.mention-row")) == 32)
+    # The placeholder fits its field; the raw panel of a mention shows JSON, never "{}".
+    field = browser.find_element(By.NAME, "min_complaint")
+    assert browser.execute_script(
+        "const f = arguments[0], c = document.createElement('canvas').getContext('2d');"
+        "c.font = getComputedStyle(f).font;"
+        "return c.measureText(f.placeholder).width <= f.clientWidth;", field)
+    browser.find_elements(By.CSS_SELECTOR, "tr.mention-row")[0].click()
+    raw = wait_for(browser, lambda d: d.find_element(By.ID, "detail-raw").text)
+    assert raw.strip() != "{}"
 
 
 def test_screenshot_is_a_non_blank_png_of_the_window(

@@ -101,10 +101,11 @@ def test_replay_reports_bad_lines_and_keeps_the_rest(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join([lines[0], "{not json", '{"source": "x"}', *lines[1:]]) + "\n")
     result = CliRunner().invoke(cli, ["replay", str(bad), "-c", str(config), "--instant"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # skipped lines fail the run (--lenient: 0)
     assert "bad.jsonl:2:" in result.output
     assert "bad.jsonl:3: missing required key 'source_id'" in result.output
     assert "replayed 50 mentions" in result.output
+    assert "2 bad lines skipped" in result.output
 
 
 RSS_BODY = """<?xml version="1.0"?>
@@ -176,6 +177,10 @@ def test_run_polls_and_stops_cleanly_on_sigterm(tmp_path: Path, feed_server: Fee
     assert proc.returncode == 0, log
     assert "poll rss: 1 new, 0 duplicates, 0 errors" in log
     assert "stopped cleanly" in log
+    # `uproar sources` no longer promises a next poll: it says the daemon stopped.
+    shown = CliRunner().invoke(cli, ["sources", "-c", str(config)])
+    assert shown.exit_code == 0, shown.output
+    assert "uproar: the daemon is not running: it stopped at" in shown.output
 
 
 @pytest.mark.parametrize("command", ["run", "check-config", "poll", "replay", "classify",
@@ -205,15 +210,35 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
                 return
         raise AssertionError("".join(seen))
 
+    good = config.read_text()
     try:
         wait_for("poll rss:")
-        config.write_text(config.read_text() + "bogus_key: 1\n")
+        # A broken config: only the refusal is logged, nothing stops.
+        config.write_text(good + "bogus_key: 1\n")
         proc.send_signal(signal.SIGHUP)
         wait_for("reload refused, keeping the running config")
-        wait_for("poll rss:", 2)
-        config.write_text(config.read_text().replace("bogus_key: 1\n", ""))
+        refused = len(seen)
+        # One source's settings changed: only its job restarts (and polls at once).
+        config.write_text(good.replace("every: 5m", "every: 10m"))
         proc.send_signal(signal.SIGHUP)
-        wait_for("config reloaded")
+        wait_for("config reloaded: restarted source rss")
+        wait_for("poll rss:", 2)
+        assert "source rss: polling every 10m" in "".join(seen)
+        # The same file again: nothing to restart.
+        proc.send_signal(signal.SIGHUP)
+        wait_for("config reloaded: nothing changed")
+        # Logging only: applied at once, nothing restarts.
+        config.write_text(good.replace("every: 5m", "every: 10m") + "logging: {format: json}\n")
+        proc.send_signal(signal.SIGHUP)
+        wait_for('"message": "config reloaded: nothing changed"')
+        assert "stopping" not in "".join(seen[refused - 1:])
+        # A brand changed: every job depends on the brands, so everything restarts.
+        config.write_text(good.replace("every: 5m", "every: 10m")
+                          .replace("name: Larkspur Airways", "name: Larkspur Air"))
+        # (logging back to plain lines too)
+        proc.send_signal(signal.SIGHUP)
+        wait_for("restarting every job")
+        wait_for("uproar running", 2)  # started again on the new config
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[1]
     finally:
@@ -222,4 +247,6 @@ def test_sighup_reloads_config_and_keeps_old_one_when_invalid(
     log = "".join(seen) + (rest or "")
     assert proc.returncode == 0, log
     assert "bogus_key (line" in log
+    assert "stopping" not in log.split("reload refused")[0].split("uproar running")[-1]
+    assert log.count("stopped cleanly") == 2  # the full restart, then SIGTERM
     assert log.count("loading classifier") == 1  # the model is kept across reloads

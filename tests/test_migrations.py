@@ -166,10 +166,12 @@ def test_archive_at_an_older_revision_upgrades_keeping_its_rows(
         assert archive.count_mentions() == 3
         assert len(archive.search("guitar")) == 3
         with archive.engine.connect() as connection:
-            # 0005 counted the rollup (and so the daily view) from the existing rows.
+            # 0005 counted the rollup (and so the daily view) from the existing rows (rows
+            # added behind the back of an archive already at 0005 are not its business).
             daily = connection.execute(text("SELECT mentions, complaints FROM "
                                             "daily_complaint_volume")).all()
-            assert [tuple(row) for row in daily] == [(3, 3)]
+            if revision < "0005":
+                assert [tuple(row) for row in daily] == [(3, 3)]
             assert schema_differences(connection) == []
 
 

@@ -139,7 +139,7 @@ def test_check_config_names_a_source_whose_plugin_is_not_installed(tmp_path: Pat
         "  mastodn: {enabled: true}\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["check-config", "-c", str(path)])
     assert result.exit_code == 1
-    assert "sources.mastodn: no connector called 'mastodn' is installed" in result.output
+    assert "sources.mastodn (line 5): no connector called 'mastodn' is installed" in result.output
     assert "mastodon" in result.output  # the installed names help spot the typo
 
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from connectors.base import format_time
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
 from monitor.daemon import Daemon
@@ -91,12 +92,14 @@ def ops_messages(fake_slack: FakeSlack) -> list[str]:
     return [m["text"] for m in fake_slack.in_channel(OPS_CHANNEL_ID)]
 
 
-def sources_json(tmp_path: Path, data: dict[str, Any]) -> list[dict[str, Any]]:
+def sources_json(
+    tmp_path: Path, data: dict[str, Any], now: SimulatedClock | None = None
+) -> list[dict[str, Any]]:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    result = CliRunner().invoke(cli, ["sources", "-c", str(path), "--format", "json"])
+    result = CliRunner().invoke(cli, ["sources", "-c", str(path), "--format", "json"], obj=now)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_refused_credentials_pause_one_source_and_tell_ops_once(
@@ -133,7 +136,7 @@ def test_refused_credentials_pause_one_source_and_tell_ops_once(
 
     # `uproar sources` (another process would read the same archive) shows it.
     data = settings(fake_twitter, fake_hackernews, fake_slack, archive)
-    rows = {r["source"]: r for r in sources_json(tmp_path, data)}
+    rows = {r["source"]: r for r in sources_json(tmp_path, data, clock)}
     assert rows["twitter"]["state"] == "paused"
     assert "TWITTER_BEARER_TOKEN" in rows["twitter"]["paused"]
     assert rows["twitter"]["consecutive_failures"] == 2
@@ -158,7 +161,7 @@ def test_refused_credentials_pause_one_source_and_tell_ops_once(
     assert runner(fixed, "twitter").poll_once().ok
     messages = ops_messages(fake_slack)
     assert len(messages) == 2 and "source twitter works again" in messages[1]
-    rows = {r["source"]: r for r in sources_json(tmp_path, data)}
+    rows = {r["source"]: r for r in sources_json(tmp_path, data, clock)}
     assert rows["twitter"]["state"] == "ok" and rows["twitter"]["paused"] is None
     assert rows["twitter"]["consecutive_failures"] == 0
 
@@ -251,3 +254,43 @@ def test_table_keeps_an_error_from_the_internet_inert(capsys: pytest.CaptureFixt
     assert "\x1b" not in shown and "\x07" not in shown
     assert "\u200b" not in shown and "\u202e" not in shown
     assert "[bold]x[/bold]" in shown  # markup from the error is shown, not applied
+
+
+def test_a_stopped_daemon_is_said_not_running(
+        daemon_for: Any, fake_twitter: FakeTwitter, fake_hackernews: FakeHackerNews,
+        fake_slack: FakeSlack, clock: SimulatedClock, archive: str, tmp_path: Path) -> None:
+    daemon = daemon_for(token=fake_twitter.bearer_token)
+    for each in daemon.runners:
+        each.poll_once()
+    data = settings(fake_twitter, fake_hackernews, fake_slack, archive)
+    running = {r["source"]: r for r in sources_json(tmp_path, data, clock)}
+    assert running["hackernews"]["next_poll"] is not None and not running["hackernews"]["stale"]
+
+    stopped_at = clock.now()
+    for each in daemon.runners:  # what Daemon.shutdown does for each source it polled
+        each.mark_stopped()
+    clock.advance(timedelta(minutes=10))
+    path = tmp_path / "config.yaml"
+    result = CliRunner().invoke(cli, ["sources", "-c", str(path)], obj=clock)
+    assert result.exit_code == 0, result.output
+    assert (f"uproar: the daemon is not running: it stopped at {format_time(stopped_at)} "
+            "(10m ago)") in result.output
+    hackernews = next(ln for ln in result.output.splitlines() if ln.startswith("│ hackernews"))
+    assert "(stale)" in hackernews and "in " not in hackernews  # no "next poll in 1m"
+    rows = {r["source"]: r for r in sources_json(tmp_path, data, clock)}
+    assert rows["hackernews"]["stale"] and rows["hackernews"]["next_poll"] is None
+
+
+def test_a_daemon_that_vanished_leaves_a_stale_state(
+        daemon_for: Any, fake_twitter: FakeTwitter, fake_hackernews: FakeHackerNews,
+        fake_slack: FakeSlack, clock: SimulatedClock, archive: str, tmp_path: Path) -> None:
+    daemon = daemon_for(token=fake_twitter.bearer_token)
+    for each in daemon.runners:
+        each.poll_once()
+    saved_at = clock.now()
+    data = settings(fake_twitter, fake_hackernews, fake_slack, archive)
+    sources_json(tmp_path, data)  # writes the config file
+    clock.advance(timedelta(hours=2))  # killed: it never saved that it stopped
+    result = CliRunner().invoke(cli, ["sources", "-c", str(tmp_path / "config.yaml")], obj=clock)
+    assert (f"the daemon is not running, or its state is stale since {format_time(saved_at)} "
+            "(2h ago)") in result.output

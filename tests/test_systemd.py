@@ -149,3 +149,25 @@ def test_run_notifies_ready_status_watchdog_then_stopping(
     # READY comes before any watchdog ping, STOPPING last.
     flat = [line for message in seen for line in message.splitlines()]
     assert flat.index("READY=1") < flat.index("WATCHDOG=1") < flat.index("STOPPING=1")
+
+
+SECRETS_INSTALL = "sudo install -D -m 0600 deploy/uproar.env.example /etc/uproar/uproar.env"
+
+
+@pytest.mark.parametrize(
+    "path", ["README.md", "deploy/uproar.service", "deploy/uproar.env.example"]
+)
+def test_one_instruction_for_the_secrets_file(path: str) -> None:
+    """Root-only (0600): systemd reads EnvironmentFile= as root; DynamicUser has no lasting
+    group. Every place that tells ops how to install the file says the same."""
+    text = (ROOT / path).read_text()
+    assert SECRETS_INSTALL in text
+    for other in ("0640", "root:uproar", "chgrp", "chown"):
+        assert other not in text, f"{path} still says {other}"
+
+
+def test_the_secrets_instruction_makes_a_root_only_file(tmp_path: Path) -> None:
+    target = tmp_path / "etc" / "uproar" / "uproar.env"
+    command = SECRETS_INSTALL.removeprefix("sudo ").replace("/etc/uproar/uproar.env", str(target))
+    subprocess.run(command.split(), cwd=ROOT, check=True)
+    assert target.stat().st_mode & 0o777 == 0o600

@@ -30,10 +30,10 @@ class MentionFilter:
 
     ``text``: every word must occur in the mention's text (case-insensitive; any input is safe).
     ``author``: the author's handle, case-insensitive, with or without a leading ``@``.
-    ``story``: an incident id. For now this selects the mentions of that incident's brand
-    created between its ``opened_at`` and its ``resolved_at`` (or, while it is still open, its
-    ``last_signal_at``), both inclusive. It does not yet know which mentions *are* the story,
-    and it misses the early mentions from before the incident opened.
+    ``story``: a story id (``uproar stories``): the mentions grouped into that story.
+    ``incident``: an incident id (``uproar alerts list``, ``uproar stats``): the mentions of that
+    incident's brand created between its ``opened_at`` and its ``resolved_at`` (or, while it is
+    still open, its ``last_signal_at``), both inclusive.
     ``order``: ``time`` is newest first; ``engagement`` is most likes + reposts + replies +
     score first (newest first on ties).
     """
@@ -45,6 +45,7 @@ class MentionFilter:
     min_complaint: float | None = None
     author: str | None = None
     story: int | None = None
+    incident: int | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None

@@ -35,7 +35,7 @@ from monitor.analyst.filters import AnalystError, MentionFilter
 from monitor.archive.convert import archived_mention, from_db_time, to_db_time
 from monitor.archive.fts import FTS_TABLE, match_expression, search_words
 from monitor.archive.records import ArchivedMention
-from monitor.archive.schema import incidents, mention_brands, mentions
+from monitor.archive.schema import incidents, mention_brands, mentions, stories, story_mentions
 
 # Rows per batch handed over by the database cursor when streaming an export.
 STREAM_BATCH = 2_000
@@ -63,6 +63,26 @@ class StoryWindow:
     end: datetime
 
 
+def story_brand(connection: Connection, story_id: int) -> tuple[int, str]:
+    """Story ``story_id`` and its brand; :class:`AnalystError` if there is no such story."""
+    row = connection.execute(select(stories.c.brand).where(stories.c.id == story_id)).first()
+    if row is None:
+        raise AnalystError(
+            f"no story {story_id} in the archive: `uproar stories` lists the stories with their "
+            "ids (an incident id goes with --incident)"
+        )
+    return story_id, str(row.brand)
+
+
+def in_story(story_id: int) -> ColumnElement[bool]:
+    """Condition on ``mentions``: the mention is a member of story ``story_id``."""
+    return (
+        exists()
+        .where(story_mentions.c.mention_id == mentions.c.id, story_mentions.c.story_id == story_id)
+        .correlate(mentions)
+    )
+
+
 def story_window(connection: Connection, incident_id: int) -> StoryWindow:
     """The window of incident ``incident_id``; :class:`AnalystError` if there is none."""
     row = connection.execute(
@@ -75,8 +95,8 @@ def story_window(connection: Connection, incident_id: int) -> StoryWindow:
     ).first()
     if row is None:
         raise AnalystError(
-            f"no incident {incident_id} in the archive: `uproar stats` lists the top incidents "
-            "with their ids"
+            f"no incident {incident_id} in the archive: `uproar stats` and `uproar alerts list` "
+            "list the incidents with their ids (a story id goes with --story)"
         )
     end = row.resolved_at if row.resolved_at is not None else row.last_signal_at
     return StoryWindow(incident_id, row.brand, from_db_time(row.opened_at), from_db_time(end))
@@ -169,7 +189,9 @@ def conditions(
     if f.until is not None:
         where.append(mentions.c.created_at < to_db_time(f.until))
     if f.story is not None:
-        window = story_window(connection, f.story)
+        where.append(in_story(story_brand(connection, f.story)[0]))
+    if f.incident is not None:
+        window = story_window(connection, f.incident)
         where.append(_has_brand(window.brand))
         where.append(mentions.c.created_at >= to_db_time(window.start))
         where.append(mentions.c.created_at <= to_db_time(window.end))
@@ -207,7 +229,8 @@ def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     """The ``mentions`` columns (``raw`` as NULL) plus ``brands``, filtered, ordered, limited."""
     from monitor.analyst import newest
 
-    page = f.limit is not None and f.order == "time"
+    # A story's members are few: the plain plan, limited after the story condition.
+    page = f.limit is not None and f.order == "time" and f.story is None
     searched_page = page and f.text is not None
     dialect = connection.dialect.name
     where: list[ColumnElement[bool]] | None = None
@@ -220,7 +243,7 @@ def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     elif searched_page and dialect == "postgresql":
         estimate = newest.pg_estimate(connection, f.text or "")
         pg_plan = estimate.plan if estimate is not None else None
-        if estimate is not None and pg_plan == "floor" and f.story is None:
+        if estimate is not None and pg_plan == "floor" and f.incident is None:
             others = conditions(connection, replace(f, text=None, since=None))
             condition = text_condition(connection, f.text or "")
             ids = newest.pg_floor_page(connection, f, others, condition, estimate, f.limit or 0)
@@ -230,7 +253,7 @@ def select_mentions(connection: Connection, f: MentionFilter) -> Select[Any]:
     query = select(*_READ_COLUMNS, _brands_column(connection)).where(*where)
     if f.order == "engagement":
         query = query.order_by(ENGAGEMENT.desc(), mentions.c.created_at.desc())
-    elif pg_plan == "all" or (pg_plan == "floor" and f.story is not None):
+    elif pg_plan == "all" or (pg_plan == "floor" and f.incident is not None):
         # Same order, but not one ix_mentions_created_at can supply: PostgreSQL then reads the
         # few matches from the GIN index and sorts them, instead of walking the time index and
         # parsing every row's text until it has a page (0.5 s for a rare word at 500k rows).

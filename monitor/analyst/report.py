@@ -76,7 +76,7 @@ def render_stats(
     )
     console.print(
         _table(
-            "Top incidents (use the id with --story)",
+            "Top incidents (use the id with --incident)",
             [("id", "right"), ("brand", "left"), ("status", "left"), ("severity", "left"),
              ("opened (UTC)", "left"), ("mentions", "right"), ("peak", "right"),
              ("title", "left")],

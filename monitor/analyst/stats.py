@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, case, desc, func, literal_column, select
 
 from monitor.analyst.filters import MentionFilter
-from monitor.analyst.queries import ENGAGEMENT, conditions, story_window
+from monitor.analyst.queries import ENGAGEMENT, conditions, story_brand, story_window
 from monitor.archive.convert import from_db_time, to_db_time
 from monitor.archive.schema import incidents, mention_brands, mentions
 
@@ -144,6 +144,7 @@ def _only_brand_time_complaint(f: MentionFilter) -> bool:
         and f.sentiment is None
         and f.author is None
         and f.story is None
+        and f.incident is None
     )
 
 
@@ -184,7 +185,9 @@ def _only_brands(connection: Connection, f: MentionFilter) -> list[str]:
     """Brands the volume rows must be limited to (a mention may name others too)."""
     brands = [f.brand] if f.brand is not None else []
     if f.story is not None:
-        brands.append(story_window(connection, f.story).brand)
+        brands.append(story_brand(connection, f.story)[1])
+    if f.incident is not None:
+        brands.append(story_window(connection, f.incident).brand)
     return brands
 
 
@@ -259,8 +262,8 @@ def top_incidents(connection: Connection, f: MentionFilter, limit: int = TOP) ->
     where: list[Any] = []
     if f.brand is not None:
         where.append(incidents.c.brand == f.brand)
-    if f.story is not None:
-        where.append(incidents.c.id == f.story)
+    if f.incident is not None:
+        where.append(incidents.c.id == f.incident)
     if f.until is not None:
         where.append(incidents.c.opened_at < to_db_time(f.until))
     if f.since is not None:

@@ -187,6 +187,11 @@ def upgrade(
                 "nothing was changed"
             ) from exc
         after = MigrationContext.configure(connection).get_current_revision()
+    if before.revision is None:
+        log.info("archive at %s: created (schema revision %s)", display_url, after)
+    else:
+        log.info("archive at %s: schema upgraded from revision %s to %s (%d steps)",
+                 display_url, before.revision, after, len(applied))
     return Upgrade(before, after or "base")
 
 

@@ -26,9 +26,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-# The number of the newest Alembic revision ("0005"), which the database records in
+# The number of the newest Alembic revision ("0006"), which the database records in
 # alembic_version; bump it with every new revision.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -52,7 +52,7 @@ mentions = Table(
     Column("lang", String(16)),
     Column("parent_id", String(512)),
     Column("conversation_id", String(512)),
-    Column("raw", JSON),
+    Column("raw", JSON(none_as_null=True)),  # no payload: SQL NULL, not the JSON text 'null'
     # Classification, with the model that made it.
     Column("sentiment", String(8)),
     Column("p_negative", Float),

@@ -53,6 +53,20 @@ def static_dir() -> str:
     return str(resources.files("monitor.serve") / "static")
 
 
+def _why_empty(
+    conn: Connection, request: Request, what: str, start: datetime | None, filtered: bool
+) -> str:
+    """An empty answer's explanation, as the CLI gives it (``monitor.analyst.extent``)."""
+    from monitor.analyst.extent import archive_extent, explain_empty
+
+    params = request.query_params
+    since = params.get("since") or None
+    since = None if since is not None and since.strip().lower() == "all" else since
+    return explain_empty(what, archive_extent(conn), since,
+                         params.get("until") or None, start=start, filtered=filtered,
+                         option="since")
+
+
 def _connection(request: Request) -> Iterator[Connection]:
     archive: Archive = request.app.state.archive
     with archive.engine.connect() as conn:
@@ -60,7 +74,10 @@ def _connection(request: Request) -> Iterator[Connection]:
 
 
 def _time_bound(clock: Clock, value: str | None, option: str) -> datetime | None:
-    return parse_time_bound(value, clock.now(), option=option) if value else None
+    """``value`` as a time; empty or ``all`` (no bound) is None."""
+    if not value or value.strip().lower() == "all":
+        return None
+    return parse_time_bound(value, clock.now(), option=option)
 
 
 def _mention_filter(
@@ -71,9 +88,12 @@ def _mention_filter(
     sentiment: Annotated[str | None, Query(description=", ".join(SENTIMENTS))] = None,
     min_complaint: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     author: Annotated[str | None, Query(description="Handle, @ optional.")] = None,
+    story: Annotated[
+        int | None, Query(description="Story id: its mentions (uproar query --story).")
+    ] = None,
     incident: Annotated[
         int | None,
-        Query(description="Incident id: its brand while it was open (uproar query --story)."),
+        Query(description="Incident id: its brand while it was open (uproar query --incident)."),
     ] = None,
     since: Annotated[str | None, Query(description="7d, 12h or 2026-03-01[T14:30Z].")] = None,
     until: Annotated[str | None, Query(description="Exclusive; same forms.")] = None,
@@ -88,7 +108,8 @@ def _mention_filter(
         sentiment=sentiment or None,
         min_complaint=min_complaint,
         author=author or None,
-        story=incident,
+        story=story,
+        incident=incident,
         since=_time_bound(clock, since, "since"),
         until=_time_bound(clock, until, "until"),
         order=sort,
@@ -148,28 +169,30 @@ def create_app(
     @app.get("/api/mentions", response_model=models.MentionPage, dependencies=auth,
              tags=["mentions"])
     def search_mentions(
+        request: Request,
         conn: Conn,
         f: Filter,
-        story: Annotated[int | None, Query(description="Only members of this story.")] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     ) -> dict[str, Any]:
-        """Search mentions: the filters of `uproar query`, one page (`offset`, `limit`)."""
+        """Search mentions: the filters of `uproar query`, one page (`offset`, `limit`). An
+        empty first page says why in `empty` (the window, and what the archive holds)."""
         # The first offset + limit + 1 rows, not SQL OFFSET: the newest-page plans of the
         # analyst code (monitor/analyst/newest.py) are exact for the first `limit` rows only.
         rows = offset + limit + 1
-        if story is None:
-            query = select_mentions(conn, replace(f, limit=rows))
-        else:  # members are few: the plain plan, limited after the story condition
-            query = select_mentions(conn, replace(f, limit=None))
-            query = query.where(reads.in_story(story)).limit(rows)
+        query = select_mentions(conn, replace(f, limit=rows))
         found = [to_archived(row._mapping) for row in conn.execute(query).all()[offset:]]
         more = len(found) > limit
+        filtered = any(getattr(f, name) is not None for name in (
+            "text", "brand", "source", "sentiment", "min_complaint", "author", "story",
+            "incident"))
         return {
             "items": [mention_json(item) for item in found[:limit]],
             "offset": offset,
             "limit": limit,
             "next_offset": offset + limit if more else None,
+            "empty": _why_empty(conn, request, "mentions", f.since, filtered)
+            if not found and offset == 0 else None,
         }
 
     @app.get("/api/mentions/{mention_id}", response_model=models.MentionDetail,
@@ -181,7 +204,7 @@ def create_app(
             raise HTTPException(404, detail=f"no mention {mention_id} in the archive")
         out = mention_json(item)
         out["fetched_at"] = item.fetched_at.isoformat()
-        out["raw"] = dict(item.mention.raw)
+        out["raw"] = dict(item.mention.raw) or None
         return out
 
     @app.get("/api/stats/volume", response_model=list[models.VolumeBucket], dependencies=auth,
@@ -222,6 +245,7 @@ def create_app(
     @app.get("/api/stories", response_model=models.StoryPage, dependencies=auth,
              tags=["stories"])
     def list_stories(
+        request: Request,
         conn: Conn,
         brand: str | None = None,
         since: Annotated[str | None, Query(description="Active since: 7d, 2026-03-01")] = None,
@@ -230,10 +254,11 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     ) -> dict[str, Any]:
         """Stories (complaints about the same thing), most recently active first."""
+        start = time_bound(since, "since")
         found = reads.list_stories(
             conn,
             brand=brand or None,
-            since=time_bound(since, "since"),
+            since=start,
             until=time_bound(until, "until"),
             offset=offset,
             limit=limit + 1,
@@ -243,6 +268,8 @@ def create_app(
             "offset": offset,
             "limit": limit,
             "next_offset": offset + limit if len(found) > limit else None,
+            "empty": _why_empty(conn, request, "stories", start, bool(brand))
+            if not found and offset == 0 else None,
         }
 
     @app.get("/api/stories/{story_id}", response_model=models.StoryDetail, dependencies=auth,

@@ -51,8 +51,10 @@ class Mention(BaseModel):
 
 class MentionDetail(Mention):
     fetched_at: str
-    raw: dict[str, Any] = Field(
-        default_factory=dict, description="The source's raw payload (empty once retention ran)."
+    raw: dict[str, Any] | None = Field(
+        default=None,
+        description="The source's raw payload; null when there is none (a replayed mention "
+        "without extra keys) or retention cleared it.",
     )
 
 
@@ -61,6 +63,10 @@ class MentionPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None = Field(description="Pass as offset for the next page; null: last.")
+    empty: str | None = Field(
+        default=None,
+        description="When the first page is empty: why, and what the archive holds.",
+    )
 
 
 class VolumeBucket(BaseModel):
@@ -97,6 +103,10 @@ class StoryPage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None
+    empty: str | None = Field(
+        default=None,
+        description="When the first page is empty: why, and what the archive holds.",
+    )
 
 
 class HourCount(BaseModel):

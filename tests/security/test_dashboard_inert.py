@@ -31,7 +31,8 @@ WAIT = 30  # seconds a browser condition may take on a loaded machine before the
 
 needs_browser = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (make setup tries)",
+    reason="needs Debian's chromium and chromium-driver: run `make browser-deps` (as root) "
+    "to install them",
 )
 
 

@@ -206,7 +206,7 @@ def test_query_with_sql_metacharacters_finds_the_post_and_drops_nothing(
 ) -> None:
     db = f"sqlite:///{replayed['db']}"
     result = _uproar("query", SQL, "--archive", db, "-c", str(replayed["config"]),
-                     "--format", "json")
+                     "--format", "json", "--since", "all")
     assert result.returncode == 0, result.stderr
     found = [json.loads(line) for line in result.stdout.splitlines()]
     assert [m["source_id"] for m in found] == ["hostile-sql"]
@@ -218,14 +218,14 @@ def test_query_with_sql_metacharacters_finds_the_post_and_drops_nothing(
 def test_query_table_writes_no_terminal_escapes(replayed: dict[str, Any]) -> None:
     db = f"sqlite:///{replayed['db']}"
     result = _uproar("query", "smashed", "--archive", db, "-c", str(replayed["config"]),
-                     "--limit", "500")
+                     "--limit", "500", "--since", "all")
     assert result.returncode == 0, result.stderr
     assert "\x1b]0;pwned" not in result.stdout and "\x1b[2J" not in result.stdout
     assert "\x00" not in result.stdout
     # The zero-width / right-to-left post (and every other one) shows without those characters.
     everything = subprocess.run(  # wide enough that no text is folded across lines
         [sys.executable, "-m", "monitor.cli", "query", "--archive", db,
-         "-c", str(replayed["config"]), "--limit", "1000"],
+         "-c", str(replayed["config"]), "--limit", "1000", "--since", "all"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "COLUMNS": "250"},
     )

@@ -169,7 +169,8 @@ alerts:
   slack: {{token: "{SECRETS['slack']}", api_url: "{fake_slack.url}"}}
 """)
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "replay", str(DEMO), "-c", str(config), "--instant"],
+        [sys.executable, "-m", "monitor.cli", "replay", str(DEMO), "-c", str(config), "--instant",
+         "--throwaway"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     output = result.stdout + result.stderr

@@ -83,6 +83,39 @@ function formParams() {
   return params;
 }
 
+// A search lives in the page's URL (?text=…&since=…), so it can be bookmarked, shared and
+// gone back to. The form's defaults (since=30d, sort, by) are kept in the URL too.
+function paramsFromQuery(query) {
+  const params = {};
+  for (const [key, value] of new URLSearchParams(query).entries()) {
+    if (String(value).trim() !== "") params[key] = String(value).trim();
+  }
+  return params;
+}
+
+function queryFromParams(params) {
+  return "?" + new URLSearchParams(params).toString();
+}
+
+function fillForm(params) {
+  const form = $("#search-form");
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    if (field.name in params) field.value = params[field.name];
+    else if (field.tagName === "SELECT") field.selectedIndex = 0;
+    else field.value = field.defaultValue;  // since: 30d, the one default window
+  }
+}
+
+// The raw payload panel: the JSON, or why there is none.
+function rawText(raw) {
+  if (raw === null || raw === undefined || (typeof raw === "object" && !Object.keys(raw).length)) {
+    return "none: the source sent nothing beyond the fields above (a replayed mention), " +
+      "or archive.retention.raw_payloads removed it";
+  }
+  return shownJson(raw);
+}
+
 function time(value) { return value ? String(value).replace("T", " ").replace(/(\.\d+)?(Z|\+00:00)$/, "") : ""; }
 
 function engagement(m) {
@@ -100,6 +133,8 @@ async function runSearch(offset) {
   try {
     const page = await api("/api/mentions", { ...filters, offset, limit: PAGE });
     renderResults(page);
+    $("#empty").textContent = shown(page.empty || "");
+    $("#empty").hidden = !page.empty;
     if (offset === 0) {
       const chartFilters = { ...filters };
       delete chartFilters.sort;
@@ -219,7 +254,7 @@ async function showMention(id) {
     ];
     $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     $("#detail-text").textContent = shown(m.text);
-    $("#detail-raw").textContent = shownJson(m.raw);
+    $("#detail-raw").textContent = shown(rawText(m.raw));
     $("#detail").hidden = false;
   } catch (err) {
     showError(err.message);
@@ -231,7 +266,8 @@ async function showMention(id) {
 async function loadStories() {
   showError("");
   try {
-    const page = await api("/api/stories", { limit: 100 });
+    const since = (state.params && state.params.since) || $("#search-form").elements.since.value;
+    const page = await api("/api/stories", { limit: 100, since });
     const body = $("#stories tbody");
     body.replaceChildren();
     for (const s of page.items) {
@@ -244,7 +280,10 @@ async function loadStories() {
       row.addEventListener("click", () => showStory(s.id));
       body.append(row);
     }
-    if (!page.items.length) body.append(el("tr", {}, el("td", { colSpan: 8 }, "no stories yet")));
+    if (!page.items.length) {
+      body.append(el("tr", {}, el("td", { colSpan: 8, className: "empty" },
+        page.empty || "no stories")));
+    }
   } catch (err) {
     showError(err.message);
   }
@@ -307,6 +346,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#search-form").addEventListener("submit", (event) => {
     event.preventDefault();
     state.params = formParams();
+    const query = queryFromParams(state.params);
+    if (query !== location.search) history.pushState(state.params, "", query);
+    runSearch(0);
+  });
+  // Back and forward: the search that URL holds.
+  window.addEventListener("popstate", () => {
+    fillForm(paramsFromQuery(location.search));
+    state.params = formParams();
     runSearch(0);
   });
   $("#next-page").addEventListener("click", () => runSearch(state.offset + PAGE));
@@ -321,5 +368,10 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("nav button")) {
     button.addEventListener("click", () => switchView(button.dataset.view));
   }
+  // On load: the URL's search (a bookmark, a shared link), else the default one, at once.
+  fillForm(paramsFromQuery(location.search));
+  state.params = formParams();
+  history.replaceState(state.params, "", queryFromParams(state.params));
+  runSearch(0);
   document.body.dataset.ready = "1";
 });
