@@ -272,11 +272,13 @@ def _register_optional() -> None:
 
     for command in (classify, train, detect, query, stats, export, backtest, serve, alerts):
         cli.add_command(command)
+    from monitor.cli_group import group
     from monitor.cli_sources import sources
     from monitor.cli_stories import stories
 
     cli.add_command(sources)
     cli.add_command(stories)
+    cli.add_command(group)
     cli.add_command(maintain)
     cli.add_command(migrate)
 

@@ -21,7 +21,7 @@ from connectors.base import Mention
 from monitor.archive.records import StoredMention
 from monitor.detect import story_store
 from monitor.detect.spread import SpreadMonitor
-from monitor.detect.stories import Story, StoryTracker
+from monitor.detect.stories import Assignment, Story, StoryTracker
 from monitor.signals import Example, Signal
 
 log = logging.getLogger(__name__)
@@ -137,6 +137,19 @@ class StoryStage:
                 self.spread.complaint(brand, name, example, shares_of(mention), now)
         return out
 
+    def assign_one(
+        self, mention: Mention, brand: str, embedding: np.ndarray | None
+    ) -> Assignment:
+        """One complaint into a story of ``brand`` at its own time (``uproar group``)."""
+        name = self.brand_names.get(brand, brand)
+        return self.tracker.assign(
+            brand, name, mention.text, self.example_of(mention), mention.created_at, embedding
+        )
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray | None:
+        """Topic embeddings of ``texts`` (None without an embedder, or when it failed)."""
+        return self._embed(texts)
+
     def warm_up(self, now: datetime) -> int:
         """Resume the stories still open (from the archive) after a restart."""
         if self.engine is None:
@@ -156,6 +169,7 @@ class StoryStage:
             post = signal.examples[0] if signal.examples else None
             key = (signal.brand, post.source, post.source_id) if post else None
             story = self._story_of.get(key) if key else None
+            story = story.survivor() if story is not None else None  # merged since
             out.append(self.tracker.enrich(signal, story))
         return out
 
@@ -185,31 +199,40 @@ def build_story_stage(
     example_of: ExampleOf,
     complaint_threshold: float,
     brand_names: dict[str, str],
-    story_similarity: float = 0.35,
+    story_similarity: float | None = None,
+    embed: Embed | None = None,
     high_reach_followers: int = 100_000,
     max_examples: int = 5,
     min_count: int = 1,
 ) -> StoryStage:
-    """The stage with the config's knobs; embeddings when the classifier has ``embed``.
+    """The stage with the config's knobs.
+
+    Stories embed with ``embed``, by default the topic embedder (``monitor.detect.topic``:
+    MiniLM-L6 as shipped, whatever the classifier) whenever a ``classifier`` is given; without
+    a classifier (the archive-only backtest) they group by key phrases.
 
     ``min_count`` (``detection.min_count``) also holds for story growth: a story signals with
     no fewer complaints in its window than this (nor than ``StorySettings.min_count``).
     """
     from monitor.detect.spread import SpreadSettings
     from monitor.detect.stories import StorySettings
+    from monitor.detect.topic import single_threaded_blas, topic_embedder
 
-    embed = getattr(classifier, "embed", None)
+    if embed is None and classifier is not None:
+        embed = topic_embedder()
+    single_threaded_blas()
+    defaults = StorySettings()
     return StoryStage(
         StoryTracker(
             StorySettings(
-                join_threshold=story_similarity,
+                join_threshold=story_similarity or defaults.join_threshold,
                 max_examples=max_examples,
                 min_count=max(StorySettings().min_count, min_count),
             )
         ),
         SpreadMonitor(SpreadSettings(high_reach_followers=high_reach_followers)),
         engine=engine,
-        embed=embed if callable(embed) else None,
+        embed=embed,
         example_of=example_of,
         complaint_threshold=complaint_threshold,
         brand_names=brand_names,

