@@ -61,7 +61,7 @@ def run_group(
     source: IO[str],
     sink: IO[str],
     *,
-    brand_name: str = "the brand",
+    brand_name: str | None = None,
     similarity: float | None = None,
     embed: Any = None,
     progress: Any = None,
@@ -71,15 +71,17 @@ def run_group(
     ``similarity``: the join threshold (default: the daemon's, ``detection.story_similarity``);
     ``embed``: texts -> vectors instead of the topic embedder (benchmarks reuse vectors).
     """
+    from monitor.detect.phrases import brand_words
     from monitor.detect.stage import build_story_stage
-    from monitor.detect.topic import topic_embedder
+    from monitor.detect.topic import topic_embedder, without_brand
     from monitor.pipeline import example_of
 
     stage = build_story_stage(
         engine=None, classifier=None, embed=embed or topic_embedder(), example_of=example_of,
-        complaint_threshold=0.0, brand_names={BRAND: brand_name},
+        complaint_threshold=0.0, brand_names={BRAND: brand_name or ""},
         story_similarity=similarity,
     )
+    name_words = brand_words(brand_name or "")
     next_id = 1
     written = 0
     size = FILE_BATCH if _is_regular_file(source) else 1
@@ -92,7 +94,10 @@ def run_group(
                 print(f"uproar group: line {number}: {exc}; skipped", file=sys.stderr)
                 parsed.append((number, str(exc)))
         good = [m for _, m in parsed if isinstance(m, Mention)]
-        vectors = stage.embed_texts([m.text for m in good])
+        texts = [m.text for m in good]
+        if brand_name:
+            texts = [without_brand(t, name_words) for t in texts]
+        vectors = stage.embed_texts(texts)
         k = 0
         for _number, item in parsed:
             if not isinstance(item, Mention):
@@ -128,14 +133,15 @@ Examples:
 )
 @click.option("--input", "input_", type=click.File("r"), default="-", show_default=True,
               help="Mentions as JSON lines (DESIGN.md shape), in time order; '-' is stdin.")
-@click.option("--brand-name", default="the brand", show_default=True,
-              help="The brand's name (its words are ignored when comparing key phrases).")
+@click.option("--brand-name", default=None,
+              help="The brand's name, as in the config: its words are left out when comparing "
+              "posts, as the daemon does (default: none, nothing is left out).")
 @click.option("--similarity", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Join threshold (default: the daemon's detection.story_similarity default).")
 @click.option("--progress/--no-progress", default=None,
               help="A progress bar on stderr (default: when reading a file on a terminal).")
 def group(
-    input_: IO[str], brand_name: str, similarity: float | None, progress: bool | None
+    input_: IO[str], brand_name: str | None, similarity: float | None, progress: bool | None
 ) -> None:
     """Group mentions into stories with the daemon's own story stage, as one brand's
     complaints: writes {"source_id", "story", "title"} per input line, streaming.

@@ -20,8 +20,10 @@ from sqlalchemy import Engine
 from connectors.base import Mention
 from monitor.archive.records import StoredMention
 from monitor.detect import story_store
+from monitor.detect.phrases import brand_words
 from monitor.detect.spread import SpreadMonitor
 from monitor.detect.stories import Assignment, Story, StoryTracker
+from monitor.detect.topic import without_brand
 from monitor.signals import Example, Signal
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class StoryStage:
         self.example_of = example_of
         self.complaint_threshold = complaint_threshold
         self.brand_names = brand_names
+        self._brand_words: dict[str, set[str]] = {}
         # (brand, source, source_id) -> its story, for the spread signals of followed posts
         self._story_of: OrderedDict[tuple[str, str, str], Story] = OrderedDict()
 
@@ -85,7 +88,8 @@ class StoryStage:
         for item in new:
             for brand in item.brands:
                 self.spread.observe_author(brand, item.mention.author.followers)
-        vectors = self._embed([item.mention.text for item in complaints])
+        vectors = self._embed([self.topic_text(item.mention.text, item.brands)
+                               for item in complaints])
         members: list[story_store.Membership] = []
         for i, item in enumerate(complaints):
             at = min(item.mention.created_at, now)
@@ -145,6 +149,20 @@ class StoryStage:
         return self.tracker.assign(
             brand, name, mention.text, self.example_of(mention), mention.created_at, embedding
         )
+
+    def topic_text(self, text: str, brands: Sequence[str]) -> str:
+        """What the topic embedding sees: ``text`` without its brands' own names."""
+        words: set[str] = set()
+        for brand in brands:
+            words |= self._words_of(brand)
+        return without_brand(text, words)
+
+    def _words_of(self, brand: str) -> set[str]:
+        found = self._brand_words.get(brand)
+        if found is None:
+            found = self._brand_words[brand] = brand_words(
+                brand, self.brand_names.get(brand, brand))
+        return found
 
     def embed_texts(self, texts: list[str]) -> np.ndarray | None:
         """Topic embeddings of ``texts`` (None without an embedder, or when it failed)."""

