@@ -166,10 +166,11 @@ def test_archive_at_an_older_revision_upgrades_keeping_its_rows(
         assert archive.count_mentions() == 3
         assert len(archive.search("guitar")) == 3
         with archive.engine.connect() as connection:
-            # 0005 counted the rollup (and so the daily view) from the existing rows.
+            # 0005 counted the rollup (and so the daily view) from the existing rows; rows
+            # added behind the archive's back after 0005 are not in a rollup it never saw.
             daily = connection.execute(text("SELECT mentions, complaints FROM "
                                             "daily_complaint_volume")).all()
-            assert [tuple(row) for row in daily] == [(3, 3)]
+            assert [tuple(row) for row in daily] == ([(3, 3)] if revision < "0005" else [])
             assert schema_differences(connection) == []
 
 

@@ -64,8 +64,10 @@ CENTROID_WEIGHT = 0.7
 NEIGHBOURS = 4096
 # Candidate posts for a story's title (the most representative of them may become the title).
 TITLE_CANDIDATES = 12
-# A candidate replaces the title only when it is this much closer (cosine) to the story's
-# centroid: titles stay put unless a clearly better one appears.
+# A title still this close (cosine) to the story's centroid says what the story is: it stays.
+TITLE_FIT = 0.6
+# Below that, a candidate replaces it only when this much closer to the centroid: titles stay
+# put unless a clearly better one appears (the seed's own words are usually the best).
 TITLE_MARGIN = 0.12
 # Titles are cut to this many characters (at a word).
 TITLE_CHARS = 90
@@ -199,7 +201,12 @@ def headline(text: str, limit: int = TITLE_CHARS) -> str:
     (when that says enough), cut at a word to ``limit`` characters."""
     text = _SPACE.sub(" ", _URL.sub(" ", text)).strip()
     text = _LEADING.sub("", text).strip()
-    first = _SENTENCE_END.split(text, maxsplit=1)[0]
+    sentences = _SENTENCE_END.split(text)
+    first = sentences[0]
+    for more in sentences[1:]:  # a short first sentence says too little on its own
+        if len(first.split()) >= 6 or len(first) + 1 + len(more) > limit:
+            break
+        first = f"{first} {more}"
     if len(first.split()) >= 4:
         text = first
     text = text.rstrip(" ,;:-–—")
@@ -424,6 +431,8 @@ class StoryTracker:
         best_text, best_vec = scored[0]
         current = float(story.title_vec @ centroid)
         title = headline(best_text)
+        if current >= TITLE_FIT:
+            return
         if float(best_vec @ centroid) >= current + TITLE_MARGIN and title != story.title:
             if story.previous_title is None:
                 story.previous_title = story.title
