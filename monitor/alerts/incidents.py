@@ -33,6 +33,7 @@ from monitor.alerts.silences import active_silences
 from monitor.archive import schema
 from monitor.archive.engine import SQLITE_BEGIN_OPTION
 from monitor.clock import Clock
+from monitor.detect.stories import text_key
 from monitor.errors import UproarError
 from monitor.signals import SEVERITY_RANK, Example, Signal
 
@@ -92,8 +93,31 @@ def example_dict(example: Example) -> dict[str, Any]:
 
 
 def signal_summary(signal: Signal) -> dict[str, Any]:
-    """The signal as plain JSON: the numbers, the reasons and the most-shared examples."""
-    examples = sorted(signal.examples, key=lambda e: e.reach, reverse=True)[:MAX_STORED_EXAMPLES]
+    """The signal as plain JSON: the numbers, the reasons and the most-shared examples.
+
+    With a story the examples keep the story's order (its seed first) and each says how many
+    other posts repeat its text (``reposts``); the story's numbers are under ``story``.
+    """
+    facts = signal.story_facts or {}
+    examples = list(signal.examples)
+    if not facts:
+        examples.sort(key=lambda e: e.reach, reverse=True)
+    examples = examples[:MAX_STORED_EXAMPLES]
+    reposts = facts.get("reposts") or {}
+    stored = []
+    for example in examples:
+        row = example_dict(example)
+        repeated = reposts.get(text_key(example.text))
+        if repeated:
+            row["reposts"] = int(repeated)
+        stored.append(row)
+    story: dict[str, Any] | None = None
+    if facts:
+        seed = facts.get("seed")
+        story = {k: v for k, v in facts.items() if k not in ("seed", "reposts")}
+        story["seed"] = example_dict(seed) if isinstance(seed, Example) else None
+        if story["seed"] is not None and reposts.get(text_key(seed.text)):
+            story["seed"]["reposts"] = int(reposts[text_key(seed.text)])
     return {
         "brand": signal.brand,
         "brand_name": signal.brand_name,
@@ -106,9 +130,10 @@ def signal_summary(signal: Signal) -> dict[str, Any]:
         "spread": signal.spread,
         "score": signal.score,
         "reasons": list(signal.reasons),
-        "examples": [example_dict(e) for e in examples],
+        "examples": stored,
         "story_id": signal.story_id,  # the archive's stories row, if the signal has a story
         "story_title": signal.story_title,
+        "story": story,
     }
 
 
@@ -129,6 +154,10 @@ def parent_payload(incident: Mapping[Any, Any]) -> dict[str, Any]:
     """The parent Slack message for an incident row, showing its current state."""
     state = incident["state"] or {}
     payload: dict[str, Any] = dict(state.get("summary", {}))
+    if state.get("seed"):  # the story's first complaint, kept in every version of the parent
+        payload["seed"] = state["seed"]
+    if state.get("story_url"):
+        payload["story_url"] = state["story_url"]
     payload.update(
         kind="open",
         event="signal",
@@ -184,8 +213,10 @@ class IncidentBook:
         quiet_period: timedelta = timedelta(minutes=30),
         target: str = "slack",
         router: Router | None = None,
+        public_url: str = "",
     ) -> None:
         self.engine = engine
+        self.public_url = public_url  # serve.public_url: alerts link to the story there
         self.clock = clock
         self.join_window = join_window
         self.quiet_period = quiet_period
@@ -233,9 +264,11 @@ class IncidentBook:
         state = {
             "summary": summary,
             "signal_count": 1,
-            "notified": {"count": signal.count, "severity": signal.severity, "at": now.isoformat()},
+            "notified": {"count": signal.count, "severity": signal.severity, "at": now.isoformat(),
+                         "title": signal.story_title},
             "route": route_state(decision, muted),
         }
+        self._keep_story(state, summary, signal)
         result = conn.execute(
             schema.incidents.insert().values(
                 brand=signal.brand,
@@ -387,8 +420,10 @@ class IncidentBook:
                 "count": signal.count,
                 "severity": signal.severity,
                 "at": now.isoformat(),
+                "title": signal.story_title or notified.get("title"),
             }
         state["summary"] = summary
+        self._keep_story(state, summary, signal)
         state["signal_count"] = int(state.get("signal_count", 1)) + 1
         conn.execute(
             schema.incidents.update()
@@ -418,7 +453,10 @@ class IncidentBook:
             severity=signal.severity,
             previous_count=notified.get("count"),
             previous_severity=notified.get("severity"),
+            previous_at=notified.get("at"),
         )
+        if signal.story_title and notified.get("title") not in (None, signal.story_title):
+            payload["previous_title"] = notified["title"]
         if mentions:
             payload["mentions"] = mentions
             payload["broadcast"] = True
@@ -460,6 +498,16 @@ class IncidentBook:
             return RecordedAlert(incident["id"], signal_id, False, None, None)
         outbox_id = self._announce(conn, incident["id"], decision)
         return RecordedAlert(incident["id"], signal_id, False, outbox_id, "open")
+
+    def _keep_story(self, state: dict[str, Any], summary: dict[str, Any], signal: Signal) -> None:
+        """Remember the story's seed (the earliest first complaint told) and its dashboard link,
+        so every later version of the parent message still shows them."""
+        seed = (summary.get("story") or {}).get("seed")
+        kept = state.get("seed")
+        if seed and (not kept or str(seed["created_at"]) < str(kept["created_at"])):
+            state["seed"] = seed
+        if signal.story_id is not None and self.public_url:
+            state["story_url"] = f"{self.public_url.rstrip('/')}/#story/{signal.story_id}"
 
     def _release_held(self, conn: Connection, incident_id: int, now: datetime) -> None:
         """Send now what quiet hours held back for this incident (never-tried rows only)."""

@@ -40,6 +40,7 @@ from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -134,6 +135,7 @@ class Story:
     previous_title: str | None = None  # the title before the last change, until it is shown
     title_vec: np.ndarray | None = None
     candidates: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    texts: Counter[str] = field(default_factory=Counter)  # posts per text (reposts are one)
     merged_into: Story | None = None  # set when this story was absorbed into another
     absorbed: list[Story] = field(default_factory=list)  # stories merged into this one
     dirty: bool = True
@@ -167,14 +169,19 @@ class Story:
         return last / max(before, 1)
 
     def most_shared(self) -> list[Example]:
-        """The seed first, then the most-shared posts, without repeats."""
+        """The seed first, then the most-shared posts; one post per text (reposts are one)."""
         out: list[Example] = []
-        seen: set[tuple[str, str]] = set()
+        seen: set[str] = set()
         for ex in ([self.seed] if self.seed else []) + self.top:
-            if (ex.source, ex.source_id) not in seen:
-                seen.add((ex.source, ex.source_id))
+            key = text_key(ex.text)
+            if key not in seen:
+                seen.add(key)
                 out.append(ex)
         return out
+
+    def reposts(self, example: Example) -> int:
+        """Other posts of this story with the same text as ``example``."""
+        return max(self.texts.get(text_key(example.text), 1) - 1, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +190,19 @@ class Assignment:
     similarity: float  # to the story before joining it (1.0 for a story it opened)
     opened: bool
     merged: tuple[Story, ...] = ()  # stories absorbed into ``story`` by this complaint
+
+
+_RT_PREFIX = re.compile(r"^\s*RT\s+@\w+:?\s*", re.IGNORECASE)
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def text_key(text: str) -> str:
+    """What makes two posts "the same text": words only, case and "RT @x:" ignored."""
+    return _NOT_WORD.sub(" ", _RT_PREFIX.sub("", text).lower()).strip()[:300]
+
+
+def _share_key(ex: Example) -> tuple[int, int, datetime]:
+    return (-ex.reach, -(ex.author_followers or 0), ex.created_at)
 
 
 def reach_of(example: Example) -> int:
@@ -398,8 +418,16 @@ class StoryTracker:
             story.embedded += 1
         if story.seed is None or at < _utc(story.seed.created_at):
             story.seed = example
-        story.top.append(example)
-        story.top.sort(key=lambda ex: (-ex.reach, -(ex.author_followers or 0), ex.created_at))
+        key = text_key(example.text)
+        story.texts[key] += 1
+        if len(story.texts) > 2 * MAX_STORY_PHRASES:
+            story.texts = Counter(dict(story.texts.most_common(MAX_STORY_PHRASES)))
+        same = next((i for i, ex in enumerate(story.top) if text_key(ex.text) == key), None)
+        if same is None:
+            story.top.append(example)
+        elif _share_key(example) < _share_key(story.top[same]):  # one text is quoted once
+            story.top[same] = example
+        story.top.sort(key=_share_key)
         del story.top[MAX_TOP_POSTS:]
         story.times.append(at)
         _trim(story.times, story.last_seen - 2 * HOUR)
@@ -491,10 +519,11 @@ class StoryTracker:
             survivor.seed is None or absorbed.seed.created_at < survivor.seed.created_at
         ):
             survivor.seed = absorbed.seed
-        keys = {(e.source, e.source_id) for e in survivor.top}
-        survivor.top += [e for e in absorbed.top if (e.source, e.source_id) not in keys]
-        survivor.top.sort(key=lambda ex: (-ex.reach, -(ex.author_followers or 0), ex.created_at))
+        keys = {text_key(e.text) for e in survivor.top}
+        survivor.top += [e for e in absorbed.top if text_key(e.text) not in keys]
+        survivor.top.sort(key=_share_key)
         del survivor.top[MAX_TOP_POSTS:]
+        survivor.texts.update(absorbed.texts)
         survivor.times = deque(sorted([*survivor.times, *absorbed.times]))
         survivor.candidates += absorbed.candidates
         survivor.absorbed.append(absorbed)
@@ -596,13 +625,29 @@ class StoryTracker:
             examples=tuple(story.most_shared()[: s.max_examples]),
             story_id=story.id,
             story_title=story.title,
+            story_facts=self.facts(story, now),
         )
+
+    def facts(self, story: Story, now: datetime) -> dict[str, Any]:
+        """The story in numbers for an alert (see ``Signal.story_facts``)."""
+        story = story.survivor()
+        return {
+            "count": story.count,
+            "since": story.first_seen.isoformat(),
+            "last_hour": story.rate_per_hour(now),
+            "growth_per_hour": round(story.growth_per_hour(now), 3),
+            "reach": story.reach,
+            "sources": dict(story.sources.most_common(4)),
+            "seed": story.seed,
+            "reposts": {text_key(e.text): story.reposts(e) for e in story.most_shared()},
+            "previous_title": story.previous_title,
+        }
 
     def story_reasons(self, story: Story, now: datetime) -> tuple[str, ...]:
         """The story in numbers: size, age, reach, sources, its most-shared post."""
         sources = ", ".join(f"{k} {v}" for k, v in story.sources.most_common(4))
         lines = [
-            f"story “{story.title}”: {story.count:,} complaints since "
+            f"the story: {story.count:,} complaints since "
             f"{story.first_seen:%Y-%m-%d %H:%M} UTC, {story.rate_per_hour(now)} in the last "
             f"hour; reach {story.reach:,} (followers + engagement); sources: {sources}"
         ]
@@ -630,9 +675,10 @@ class StoryTracker:
             n = story.in_window(_utc(signal.at), signal.window)
             if signal.count and n < min_share * signal.count:
                 return signal
+        story = story.survivor()
         examples = story.most_shared()
-        keys = {(e.source, e.source_id) for e in examples}
-        examples += [e for e in signal.examples if (e.source, e.source_id) not in keys]
+        keys = {text_key(e.text) for e in examples}
+        examples += [e for e in signal.examples if text_key(e.text) not in keys]
         limit = max(len(signal.examples), self.settings.max_examples)
         return replace(
             signal,
@@ -640,6 +686,7 @@ class StoryTracker:
             examples=tuple(examples[:limit]),
             story_id=story.id,
             story_title=story.title,
+            story_facts=self.facts(story, _utc(signal.at)),
         )
 
     # -- internals ------------------------------------------------------------------------

@@ -321,5 +321,11 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("nav button")) {
     button.addEventListener("click", () => switchView(button.dataset.view));
   }
+  // A link from an alert: /#story/12 opens story 12 (a merged story's id opens its survivor).
+  const linked = /^#story\/(\d+)$/.exec(window.location.hash);
+  if (linked) {
+    switchView("stories");
+    showStory(linked[1]);
+  }
   document.body.dataset.ready = "1";
 });
