@@ -276,7 +276,7 @@ def test_pipeline_stores_stories_and_alerts_quote_the_seed(app_factory: Any) -> 
     text = render_console(payloads[0])
     assert "suitcases" in text  # the story's title and its seed post
     assert LUGGAGE.split(".")[0][:40] in " ".join(text.split())
-    assert "complaints in 30 min" in text
+    assert "complaints in the last 30 min" in text
     slack = render_slack(payloads[0])
     assert "suitcases" in slack.text  # the headline names the story
     assert LUGGAGE[:30] in str(slack.blocks)  # and quotes its first post

@@ -95,14 +95,12 @@ def example_dict(example: Example) -> dict[str, Any]:
 def signal_summary(signal: Signal) -> dict[str, Any]:
     """The signal as plain JSON: the numbers, the reasons and the most-shared examples.
 
-    With a story the examples keep the story's order (its seed first) and each says how many
-    other posts repeat its text (``reposts``); the story's numbers are under ``story``.
+    With a story each example says how many other posts of it repeat its text (``reposts``);
+    the story's numbers and its seed (first complaint) are under ``story``.
     """
     facts = signal.story_facts or {}
-    examples = list(signal.examples)
-    if not facts:
-        examples.sort(key=lambda e: e.reach, reverse=True)
-    examples = examples[:MAX_STORED_EXAMPLES]
+    # Most shared first (the story's seed is kept apart, under story.seed, and quoted first).
+    examples = sorted(signal.examples, key=lambda e: e.reach, reverse=True)[:MAX_STORED_EXAMPLES]
     reposts = facts.get("reposts") or {}
     stored = []
     for example in examples:

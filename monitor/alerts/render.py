@@ -336,8 +336,8 @@ def _cut_rendered(rendered: str, limit: int) -> str:
 
 
 def quoted_posts(payload: Mapping[str, Any], limit: int) -> list[Mapping[str, Any]]:
-    """The posts to quote: the story's seed (its first complaint) first, always; then the
-    most-shared, each text once (its reposts are counted, not quoted)."""
+    """The posts to quote: the story's seed (its first complaint) first, always; then up to
+    ``limit`` most-shared others, each text once (its reposts are counted, not quoted)."""
     seed = payload.get("seed") or (payload.get("story") or {}).get("seed")
     out: list[Mapping[str, Any]] = []
     seen: set[str] = set()
@@ -349,7 +349,7 @@ def quoted_posts(payload: Mapping[str, Any], limit: int) -> list[Mapping[str, An
             continue
         seen.add(key)
         out.append(example)
-    return out[: max(0, limit)]
+    return out[: max(0, limit) + (1 if seed else 0)]
 
 
 def _reposts(n: Any) -> str:
@@ -492,7 +492,7 @@ def render_parent(
         head.append({"type": "divider"})
     if actions is not None:
         head.insert(2, actions)
-    blocks = _with_examples(head, examples, _context(payload), max_examples)
+    blocks = _with_examples(head, examples, _context(payload), len(examples))
     return SlackMessage(text=_fallback(_headline(payload, mrkdwn), payload), blocks=blocks)
 
 
