@@ -568,6 +568,72 @@ class IncidentBook:
             self._enqueue_event(conn, incident_id, "resolved", by)
             return True
 
+    def merge_stories(self, absorbed: int, survivor: int) -> int | None:
+        """Story ``absorbed`` turned out to be part of story ``survivor``: their open incidents
+        become one. The older incident (and its Slack thread) survives with both incidents'
+        signals, peak and severity; the other is closed, and its thread is told where the story
+        continues. Returns the surviving incident's id (None when neither story had one)."""
+        with self._lock, self._write() as conn:
+            t = schema.incidents
+            rows = conn.execute(
+                select(t).where(t.c.status.in_(OPEN_STATUSES)).order_by(t.c.id)
+            ).mappings().all()
+
+            def about(story_id: int) -> list[RowMapping]:
+                return [r for r in rows
+                        if ((r["state"] or {}).get("summary") or {}).get("story_id") == story_id]
+
+            found = about(survivor) + about(absorbed)
+            if not found:
+                return None
+            keep = min(found, key=lambda r: r["id"])
+            now = self.clock.now()
+            for row in found:
+                state = dict(row["state"] or {})
+                summary = dict(state.get("summary") or {})
+                summary["story_id"] = survivor
+                state["summary"] = summary
+                self._set(conn, row["id"], state=state, updated_at=now)
+            for gone in (r for r in found if r["id"] != keep["id"]):
+                self._fold(conn, keep, gone, now)
+            return int(keep["id"])
+
+    def _fold(self, conn: Connection, keep: RowMapping, gone: RowMapping, now: datetime) -> None:
+        """Incident ``gone`` becomes part of ``keep``: signals moved, numbers combined, its
+        escalations stopped, a reply in each thread saying so."""
+        s = schema.signals
+        conn.execute(s.update().where(s.c.incident_id == gone["id"]).values(
+            incident_id=keep["id"]))
+        kept = self.load(conn, keep["id"])
+        state = dict(kept["state"] or {})
+        gone_state = gone["state"] or {}
+        state["signal_count"] = int(state.get("signal_count", 1)) + int(
+            gone_state.get("signal_count", 1))
+        if gone_state.get("seed") and (
+            not state.get("seed")
+            or str(gone_state["seed"]["created_at"]) < str(state["seed"]["created_at"])
+        ):
+            state["seed"] = gone_state["seed"]
+        state.setdefault("merged_from", []).append(int(gone["id"]))
+        self._set(
+            conn, keep["id"], state=state, updated_at=now,
+            severity=max(kept["severity"], gone["severity"], key=_rank),
+            peak_count=max(kept["peak_count"], gone["peak_count"]),
+            last_signal_at=max(aware(kept["last_signal_at"]), aware(gone["last_signal_at"])),
+        )
+        closed = dict(gone_state)
+        closed["merged_into"] = int(keep["id"])
+        self._set(conn, gone["id"], status="resolved", resolved_at=now, updated_at=now,
+                  state=closed)
+        self._stop_escalations(conn, gone["id"], now)
+        title = ((kept["state"] or {}).get("summary") or {}).get("story_title") or kept["title"]
+        for incident_id, other, event in ((gone["id"], keep["id"], "merged_into"),
+                                          (keep["id"], gone["id"], "merged_from")):
+            payload = parent_payload(self.load(conn, incident_id))
+            payload.update(kind="update", event=event, other_incident=int(other),
+                           other_title=title, by="uproar")
+            self.enqueue(conn, incident_id, "update", payload)  # each reply refreshes its parent
+
     def silence(self, incident_id: int, by: str, duration: timedelta) -> int:
         """Silence the incident's brand for ``duration`` (new alerts are recorded, not sent) and
         stop this incident's escalation; returns the silence id."""

@@ -515,6 +515,11 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
         return SlackMessage(
             text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
         )
+    if event in ("merged_into", "merged_from"):
+        line = merge_line(payload, mrkdwn)
+        return SlackMessage(
+            text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+        )
     if event == "resolved":
         line = f":white_check_mark: Resolved by *{by}*"
         return SlackMessage(
@@ -541,6 +546,17 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     )
     fallback = f"Update: {_plain_numbers(payload, mrkdwn)}"
     return SlackMessage(text=_cut_rendered(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
+
+
+def merge_line(payload: Mapping[str, Any], safe: Callable[[str], str] = plain) -> str:
+    """What a thread says when its story turned out to be part of another (or took one in)."""
+    other = _number(payload.get("other_incident", "?"))
+    title = safe(plain(str(payload.get("other_title") or "")))
+    if payload.get("event") == "merged_into":
+        return (f":link: This story is part of incident #{other} “{title}”: it continues in "
+                f"that thread (its complaints and signals are counted there now)")
+    return (f":link: Incident #{other} turned out to be this same story: its complaints and "
+            f"signals are counted here now, and its thread points here")
 
 
 def render_escalation(payload: Mapping[str, Any]) -> SlackMessage:
@@ -642,6 +658,8 @@ def render_console(payload: Mapping[str, Any]) -> str:
     incident = f"incident #{payload.get('incident_id', '?')}"
     brand = plain(str(payload.get("brand_name") or payload.get("brand") or "?"))
     event = payload.get("event", "signal")
+    if payload.get("kind") == "update" and event in ("merged_into", "merged_from"):
+        return f"[{incident}] {brand}: {merge_line(payload)}\n"
     if payload.get("kind") == "update" and event in ("acknowledged", "resolved", "silenced"):
         return f"[{incident}] {brand}: {event} by {plain(str(payload.get('by') or 'someone'))}\n"
     if event == "escalated":

@@ -62,6 +62,7 @@ class StoryStage:
         self.complaint_threshold = complaint_threshold
         self.brand_names = brand_names
         self._brand_words: dict[str, set[str]] = {}
+        self._merges: list[tuple[Story, Story]] = []  # (absorbed, survivor) not yet taken
         # (brand, source, source_id) -> its story, for the spread signals of followed posts
         self._story_of: OrderedDict[tuple[str, str, str], Story] = OrderedDict()
 
@@ -125,6 +126,7 @@ class StoryStage:
         for brand in brands:
             name = self.brand_names.get(brand, brand)
             assigned = self.tracker.assign(brand, name, mention.text, example, at, embedding)
+            self._merges += [(gone, assigned.story) for gone in assigned.merged]
             self._story_of[(brand, mention.source, mention.source_id)] = assigned.story
             if len(self._story_of) > MAX_REMEMBERED_POSTS:
                 self._story_of.popitem(last=False)
@@ -167,6 +169,13 @@ class StoryStage:
     def embed_texts(self, texts: list[str]) -> np.ndarray | None:
         """Topic embeddings of ``texts`` (None without an embedder, or when it failed)."""
         return self._embed(texts)
+
+    def take_merges(self) -> list[tuple[int, int]]:
+        """Stories merged since the last call, as archive ids (absorbed, survivor)."""
+        out = [(gone.id, keep.survivor().id) for gone, keep in self._merges
+               if gone.id is not None and keep.survivor().id is not None]
+        self._merges = [(g, k) for g, k in self._merges if g.id is None or k.survivor().id is None]
+        return out  # type: ignore[return-value]
 
     def warm_up(self, now: datetime) -> int:
         """Resume the stories still open (from the archive) after a restart."""
