@@ -419,3 +419,86 @@ def test_cli_lists_stories_and_shows_one_with_its_complaints(
 def test_cli_stories_help_has_an_example() -> None:
     result = CliRunner().invoke(cli, ["stories", "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+# -- merging ------------------------------------------------------------------------------------
+
+
+def _unit(*parts: float) -> Any:
+    import numpy as np
+
+    vec = np.zeros(8)
+    vec[: len(parts)] = parts
+    return vec / np.linalg.norm(vec)
+
+
+def _two_stories_then_a_bridge(tracker: StoryTracker) -> tuple[Any, Any, list[Any]]:
+    """Story A (direction e1), story B (e2), then posts about both, which join A until A's
+    centroid comes close enough to B's: the two are one story."""
+    assigned = []
+    for i in range(3):
+        at = T0 + timedelta(minutes=i)
+        assigned.append(tracker.assign("acme", "Acme", f"a{i}", example(i, f"a{i}", at), at,
+                                       _unit(1.0)))
+    for i in range(3, 6):
+        at = T0 + timedelta(minutes=i)
+        assigned.append(tracker.assign("acme", "Acme", f"b{i}", example(i, f"b{i}", at), at,
+                                       _unit(0.0, 1.0)))
+    a, b = assigned[0].story, assigned[3].story
+    for i in range(6, 16):
+        at = T0 + timedelta(minutes=i)
+        assigned.append(tracker.assign("acme", "Acme", f"both{i}", example(i, f"both{i}", at),
+                                       at, _unit(1.0, 1.0)))
+    return a, b, assigned
+
+
+def test_two_open_stories_that_turn_out_to_be_one_merge() -> None:
+    tracker = StoryTracker(StorySettings())
+    a, b, assigned = _two_stories_then_a_bridge(tracker)
+    assert a is not b and assigned[3].opened  # B began apart: orthogonal to A
+    merges = [x for x in assigned if x.merged]
+    assert len(merges) == 1 and merges[0].merged == (b,) and merges[0].story is a
+    assert b.merged_into is a and b.survivor() is a and a.absorbed == [b]
+    assert a.count == 16 and a.first_seen == T0  # counts and history combined
+    assert a.seed is not None and a.seed.source_id == "0"  # the older story's seed survives
+    assert [s for s in tracker.open_stories("acme", T0 + timedelta(minutes=16))] == [a]
+    later = tracker.assign("acme", "Acme", "b again", example(99, "b", T0), T0 + timedelta(
+        minutes=17), _unit(0.0, 1.0))
+    assert later.story is a  # B's kind of post now joins the merged story
+
+
+def test_a_merged_story_resolves_to_its_survivor_in_the_archive_and_cli(
+    tmp_path: Path,
+) -> None:
+    from monitor.detect import story_store
+    from monitor.serve.reads import get_story, list_stories
+
+    url = f"sqlite:///{tmp_path / 'stories.db'}"
+    tracker = StoryTracker(StorySettings())
+    with Archive(url) as archive:
+        with archive.engine.begin() as conn:
+            for i in range(3):
+                at = T0 + timedelta(minutes=i)
+                tracker.assign("acme", "Acme", "a", example(i, "a", at), at, _unit(1.0))
+            for i in range(3, 6):
+                at = T0 + timedelta(minutes=i)
+                tracker.assign("acme", "Acme", "b", example(i, "b", at), at, _unit(0.0, 1.0))
+            story_store.save(conn, tracker.take_dirty(), [], T0)
+        ids = sorted(s.id for s in tracker.all_open())
+        assert len(ids) == 2
+        with archive.engine.begin() as conn:
+            for i in range(6, 16):
+                at = T0 + timedelta(minutes=i)
+                tracker.assign("acme", "Acme", "ab", example(i, "ab", at), at, _unit(1.0, 1.0))
+            story_store.save(conn, tracker.take_dirty(), [], T0)
+        with archive.engine.connect() as conn:
+            merged = conn.execute(select(stories.c.id, stories.c.merged_into)).all()
+            assert sorted(merged) == [(ids[0], None), (ids[1], ids[0])]
+            found = get_story(conn, ids[1])
+            assert found is not None and found["id"] == ids[0] and found["merged_from"] == ids[1]
+            listed = list_stories(conn, brand=None, since=None, until=None, offset=0, limit=10)
+            assert [s["id"] for s in listed] == [ids[0]]
+    result = CliRunner().invoke(cli, ["stories", "--archive", url, "--show", str(ids[1])])
+    assert result.exit_code == 0, result.output
+    assert f"story #{ids[1]} was merged into story #{ids[0]}" in result.output
+    assert "16 complaints" in result.output
