@@ -464,7 +464,8 @@ def render_parent(
         f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} — "
         f"{mrkdwn(severity_reason(payload))} · *Status:* {_status(payload)}",
     ]
-    if payload.get("signal_count", 1) > 1 and payload.get("peak_count"):
+    peak = payload.get("peak_count")
+    if payload.get("signal_count", 1) > 1 and peak and peak != payload.get("count"):
         summary.append(
             f"*Peak so far:* {_number(payload.get('peak_count', 0))} complaints in "
             f"{payload.get('window_minutes', '?')} min"

@@ -652,7 +652,10 @@ class StoryTracker:
             f"hour; reach {story.reach:,} (followers + engagement); sources: {sources}"
         ]
         top = story.top[0] if story.top else None
-        if top is not None and top.reach > 0:
+        seed = story.seed
+        is_seed = seed is not None and top is not None and (top.source, top.source_id) == (
+            seed.source, seed.source_id)
+        if top is not None and top.reach > 0 and not is_seed:  # the seed is quoted anyway
             lines.append(
                 f"top post by @{top.author_handle.lstrip('@')}: {top.reach:,} likes, reposts "
                 f"and replies; {top.author_followers or 0:,} followers"
