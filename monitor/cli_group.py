@@ -117,6 +117,7 @@ def run_group(
                 out["merged"] = [s.id for s in assigned.merged]
             sink.write(json.dumps(out, ensure_ascii=False) + "\n")
             written += 1
+        stage.tracker.take_dirty()  # nothing to save here; keeps merged stories from piling up
         if progress is not None:
             progress.update(len(batch))
         sink.flush()

@@ -665,7 +665,7 @@ class StoryTracker:
     def enrich(self, signal: Signal, story: Story | None = None, min_share: float = 0.2) -> Signal:
         """A volume (or spread) signal with ``story`` or its brand's busiest story attached.
 
-        The story's seed and most-shared posts come first among the examples, even when they
+        The examples are the story's seed and most-shared posts (one per text), even when they
         are older than the signal's window; its numbers are added to the reasons. A busiest
         story that holds less than ``min_share`` of the signal's complaints is not attached.
         """
@@ -680,8 +680,9 @@ class StoryTracker:
                 return signal
         story = story.survivor()
         examples = story.most_shared()
-        keys = {text_key(e.text) for e in examples}
-        examples += [e for e in signal.examples if text_key(e.text) not in keys]
+        if len(examples) < 2:  # too young to speak for itself: the window's posts help
+            keys = {text_key(e.text) for e in examples}
+            examples += [e for e in signal.examples if text_key(e.text) not in keys]
         limit = max(len(signal.examples), self.settings.max_examples)
         return replace(
             signal,
