@@ -61,6 +61,9 @@ UNSHARED_WEIGHT = 0.5
 # scored within 0.4 F1 of each other on the dev headlines (bench/stories); the centroid alone
 # 3 points less (it cannot follow a story whose wording drifts).
 CENTROID_WEIGHT = 0.7
+# A story is compared with the other open stories for a merge every this many joins: a
+# centroid drifts slowly, and the check costs as much as grouping a post.
+MERGE_EVERY = 4
 # Recent member embeddings kept per brand for the nearest-member term (~6 MB at 384 floats).
 NEIGHBOURS = 4096
 # Candidate posts for a story's title (the most representative of them may become the title).
@@ -136,6 +139,8 @@ class Story:
     title_vec: np.ndarray | None = None
     candidates: list[tuple[str, np.ndarray]] = field(default_factory=list)
     texts: Counter[str] = field(default_factory=Counter)  # posts per text (reposts are one)
+    last_key: datetime | None = None  # last_seen when last_h was computed
+    last_h: float = 0.0
     merged_into: Story | None = None  # set when this story was absorbed into another
     absorbed: list[Story] = field(default_factory=list)  # stories merged into this one
     dirty: bool = True
@@ -286,6 +291,13 @@ def _hours(at: datetime) -> float:
     return at.timestamp() / 3600.0
 
 
+def _last_hours(story: Story) -> float:
+    """``story.last_seen`` in hours since the epoch (cached: asked for every story, every post)."""
+    if story.last_key != story.last_seen:
+        story.last_key, story.last_h = story.last_seen, _hours(story.last_seen)
+    return story.last_h
+
+
 def _unit(vec: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vec))
     return vec / norm if norm > 0 else vec
@@ -348,7 +360,7 @@ class StoryTracker:
                 neighbours = self._neighbours[brand] = _Neighbours(len(vec))
             neighbours.add(vec, _hours(at), best)
         merged: list[Story] = []
-        if vec is not None and not opened:
+        if vec is not None and not opened and best.count % MERGE_EVERY == 0:
             best = self._merge_into_one(brand, best, at, merged)
         times = self._brand_times.setdefault(brand, deque())
         times.append(at)
@@ -375,7 +387,9 @@ class StoryTracker:
         centroids = np.stack([stories[i].centroid_sum for i in with_centroid])  # type: ignore[misc]
         norms = np.linalg.norm(centroids, axis=1)
         cosines = np.divide(centroids @ vec, norms, out=np.zeros(len(norms)), where=norms > 0)
-        gaps = np.array([max(now - _hours(stories[i].last_seen), 0.0) for i in with_centroid])
+        last = np.fromiter((_last_hours(stories[i]) for i in with_centroid), dtype=np.float64,
+                           count=len(with_centroid))
+        gaps = np.maximum(now - last, 0.0)
         out[with_centroid] = CENTROID_WEIGHT * cosines * np.exp(-gaps / decay)
         neighbours = self._neighbours.get(brand)
         if neighbours is not None:
@@ -485,7 +499,9 @@ class StoryTracker:
             centroids = np.stack([s.centroid_sum for s in others])  # type: ignore[misc]
             norms = np.linalg.norm(centroids, axis=1) * float(np.linalg.norm(mine))
             cosines = np.divide(centroids @ mine, norms, out=np.zeros(len(others)), where=norms > 0)
-            gaps = np.array([abs(_hours(at) - _hours(s.last_seen)) for s in others])
+            last = np.fromiter((_last_hours(s) for s in others), dtype=np.float64,
+                               count=len(others))
+            gaps = np.abs(_hours(at) - last)
             scores = cosines * np.exp(-gaps / decay)
             i = int(np.argmax(scores))
             if scores[i] < self.settings.merge_threshold:
