@@ -83,7 +83,7 @@ class StorySettings:
     """Grouping and the story-growth signal (defaults measured in ``bench/stories`` and
     ``bench/story_scenario.py``)."""
 
-    join_threshold: float = 0.33  # similarity needed to join an open story
+    join_threshold: float = 0.35  # to join an open story (the daemon: detection.story_similarity)
     decay: timedelta = timedelta(hours=12)  # time proximity: similarity × exp(-gap / decay)
     merge_threshold: float = 0.5  # centroid similarity at which two open stories merge
     idle: timedelta = timedelta(hours=24)  # a story without a mention this long is closed
