@@ -37,7 +37,7 @@ def _is_regular_file(stream: IO[str]) -> bool:
 def _parse(line: str) -> Mention:
     try:
         data = json.loads(line)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object (a mention)")

@@ -113,9 +113,11 @@ def signal_summary(signal: Signal) -> dict[str, Any]:
     if facts:
         seed = facts.get("seed")
         story = {k: v for k, v in facts.items() if k not in ("seed", "reposts")}
-        story["seed"] = example_dict(seed) if isinstance(seed, Example) else None
-        if story["seed"] is not None and reposts.get(text_key(seed.text)):
-            story["seed"]["reposts"] = int(reposts[text_key(seed.text)])
+        story["seed"] = None
+        if isinstance(seed, Example):
+            story["seed"] = example_dict(seed)
+            if reposts.get(text_key(seed.text)):
+                story["seed"]["reposts"] = int(reposts[text_key(seed.text)])
     return {
         "brand": signal.brand,
         "brand_name": signal.brand_name,

@@ -184,11 +184,11 @@ def _usual(payload: Mapping[str, Any]) -> str:
 
 def _doubling(payload: Mapping[str, Any]) -> str | None:
     """"doubling every 20 min" from the story's hour-over-hour growth (None when not growing)."""
-    growth = (payload.get("story") or {}).get("growth_per_hour")
-    if growth is None and payload.get("signal_kind") == "story_growth":
-        growth = payload.get("score")
+    raw: Any = (payload.get("story") or {}).get("growth_per_hour")
+    if raw is None and payload.get("signal_kind") == "story_growth":
+        raw = payload.get("score")
     try:
-        growth = float(growth)
+        growth = float(raw)
     except (TypeError, ValueError):
         return None
     if growth < 1.2:

@@ -111,8 +111,9 @@ class StorySettings:
 
     def horizon(self) -> timedelta:
         """How long after its last mention a story can still be joined (then it closes)."""
-        reach = self.decay * math.log(1.0 / self.join_threshold) if self.join_threshold < 1 else 0
-        return min(self.idle, reach) if reach else self.idle
+        if self.join_threshold >= 1:
+            return self.idle
+        return min(self.idle, self.decay * math.log(1.0 / self.join_threshold))
 
 
 @dataclass(slots=True)
