@@ -111,6 +111,7 @@ def build_app(
                 join_window=config.alerts.join_window,
                 target=target,
                 router=Router(config.alerts, slack.channel),
+                public_url=config.serve.public_url,
             ),
             dispatcher=Dispatcher(
                 archive.engine,

@@ -367,6 +367,7 @@ cli.lazy_commands.update(
         "alerts": "monitor.cli_alerts:alerts",
         "sources": "monitor.cli_sources:sources",
         "stories": "monitor.cli_stories:stories",
+        "group": "monitor.cli_group:group",
         "maintain": "monitor.cli_maintain:maintain",
         "migrate": "monitor.cli_migrate:migrate",
     }

@@ -91,7 +91,7 @@ def _list(connection: Any, brand: str | None, start: Any, limit: int) -> list[di
 
     from monitor.archive.schema import stories as t
 
-    query = select(t)
+    query = select(t).where(t.c.merged_into.is_(None))
     if start is not None:
         query = query.where(t.c.last_seen >= start)
     if brand is not None:
@@ -105,10 +105,12 @@ def _one(connection: Any, story_id: int) -> tuple[dict[str, Any], list[dict[str,
 
     from monitor.archive.schema import mentions, story_mentions
     from monitor.archive.schema import stories as t
+    from monitor.serve.reads import resolve_story
 
+    asked, story_id = story_id, resolve_story(connection, story_id)
     row = connection.execute(select(t).where(t.c.id == story_id)).mappings().first()
     if row is None:
-        raise StoriesError(f"no story #{story_id}; list them with: uproar stories")
+        raise StoriesError(f"no story #{asked}; list them with: uproar stories")
     m, sm = mentions.c, story_mentions.c
     members = connection.execute(
         select(m.source, m.url, m.text, m.author_handle, m.author_followers, m.created_at,
@@ -117,9 +119,10 @@ def _one(connection: Any, story_id: int) -> tuple[dict[str, Any], list[dict[str,
         .where(sm.story_id == story_id)
         .order_by(m.created_at, m.id)
     ).mappings()
-    return _story_json(row), [
-        {**dict(r), "created_at": _iso(r["created_at"])} for r in members
-    ]
+    story = _story_json(row)
+    if asked != story_id:
+        story["merged_from"] = asked
+    return story, [{**dict(r), "created_at": _iso(r["created_at"])} for r in members]
 
 
 def _story_json(row: Any) -> dict[str, Any]:
@@ -167,6 +170,8 @@ def _print_one(story: dict[str, Any], members: list[dict[str, Any]], fmt: str) -
         sys.stdout.write("\n")
         return
     sources = ", ".join(f"{k} {v}" for k, v in (story["sources"] or {}).items())
+    if story.get("merged_from"):
+        click.echo(f"story #{story['merged_from']} was merged into story #{story['id']}")
     click.echo(f"story #{story['id']} ({_plain(story['brand'])}): {_plain(story['title'])}")
     click.echo(f"  {story['mentions']} complaints, {story['first_seen']} to "
                f"{story['last_seen']}; reach {story['total_reach']:,}; sources: {sources}")

@@ -86,6 +86,9 @@ class ArchiveConfig(_Strict):
 class ServeConfig(_Strict):
     listen: str = "127.0.0.1:8080"  # `uproar serve`: the read-only API and dashboard
     token: str = ""  # bearer token; required when listen is not a loopback address
+    # The dashboard's address as people reach it (https://uproar.example.com); alerts link to
+    # the story there. Empty: no link.
+    public_url: str = ""
 
 
 class ClassifierConfig(_Strict):

@@ -257,6 +257,8 @@ class Pipeline:
         with self._lock:
             signals = self.monitor.evaluate(self.clock.now())
             if self.stories is not None:
+                for absorbed, survivor in self.stories.take_merges():  # one story, one thread
+                    self.incidents.merge_stories(absorbed, survivor)
                 signals = self.stories.evaluate(signals, self.clock.now())
             for signal in signals:
                 self.incidents.record(signal)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "critical": 2}
@@ -50,3 +50,7 @@ class Signal:
     examples: tuple[Example, ...] = field(default_factory=tuple)
     story_id: int | None = None  # the archive's story this signal is about, if any
     story_title: str | None = None
+    # The story in numbers, for people (monitor.detect.stories.StoryTracker.facts): count,
+    # since, last_hour, growth_per_hour, reach, sources, seed (its first complaint, an
+    # Example), reposts ({text key: other posts with that text}), previous_title.
+    story_facts: dict[str, Any] | None = None

@@ -186,7 +186,7 @@ def test_second_signal_in_window_replies_in_thread_and_updates_parent(engine, cl
     assert update.ok and update.body["ts"] == parent_ts and update.body["channel"] == CHANNEL_ID
     parent = fake_slack.messages[0]
     assert parent["edits"] == 1
-    assert "*120* complaints" in "\n".join(all_texts(parent["blocks"]))
+    assert "*120 complaints in the last 60 min" in "\n".join(all_texts(parent["blocks"]))
     assert [m["ts"] for m in fake_slack.thread(parent_ts)] == [posts[1].response["ts"]]
     assert incident(engine, first.incident_id)["severity"] == "critical"
     assert incident(engine, first.incident_id)["peak_count"] == 120
@@ -493,8 +493,8 @@ def test_console_sender_prints_a_readable_alert(engine, clock):
         f"[WARNING] United Airlines: complaints spiking (incident #{recorded.incident_id}, open)"
         in text
     )
-    assert "40 complaints in 60 min" in text
-    assert '"bad [31m service really" — @sonsofmaxwell (12,000 followers)' in text
+    assert "40 complaints in the last 60 min" in text
+    assert '"bad [31m service really" — @sonsofmaxwell (12,000 followers, reach 12,500)' in text
     assert "https://twitter.com/sonsofmaxwell/status/1" in text
     assert "\x1b" not in text
 

@@ -105,7 +105,7 @@ def test_demo_story_alerts_once_and_chatter_never(from_replay: BacktestResult) -
 def test_the_alert_names_the_story_and_quotes_its_posts(from_replay: BacktestResult) -> None:
     first = from_replay.alerts[0]
     assert first.story_title is not None and "cello" in first.story_title
-    assert any(r.startswith("story “") and "complaints since" in r for r in first.reasons)
+    assert any(r.startswith("the story: ") and "complaints since" in r for r in first.reasons)
     # The quoted posts are the story's: the smashed cello, or instruments in general.
     assert all(any(w in ex.text.lower() for w in ("cello", "instrument"))
                for ex in first.examples)

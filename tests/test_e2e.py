@@ -86,6 +86,35 @@ def test_replay_demo_raises_one_thread_in_slack(tmp_path: Path, fake_slack: Fake
     assert stored == len(matching)  # every mention of the brand heard, once
     assert complaints > 100
 
+    # Issue 13: the cello story is one story from its first complaint to the end, raises
+    # story_growth, and every version of the parent quotes its seed post first.
+    with Archive(f"sqlite:///{db}") as archive, archive.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from monitor.archive.schema import signals, stories
+
+        cello = conn.execute(
+            select(stories).where(stories.c.merged_into.is_(None))
+            .order_by(stories.c.mention_count.desc())
+        ).mappings().first()
+        kinds = set(conn.execute(select(signals.c.kind)).scalars())
+    assert cello is not None and cello["title"].startswith(
+        "Larkspur Airways baggage handlers threw my cello")
+    assert cello["mention_count"] >= 200 and str(cello["first_seen"]).startswith(
+        "2026-03-04 14:07")  # @celloclaire's post, the first complaint of the story
+    assert "story_growth" in kinds
+    versions = [parent["blocks"]] + [c.body["blocks"] for c in fake_slack.calls("chat.update")]
+    assert len(versions) >= 3
+    for blocks in versions:
+        posts = [b["text"]["text"] for b in blocks
+                 if b.get("type") == "section" and b["text"]["text"].startswith(">")]
+        assert posts[0].startswith(">Larkspur Airways baggage handlers threw my cello")
+        assert "@celloclaire" in posts[0] and "48,000 followers" in posts[0]
+        quotes = [p.split("\n")[0] for p in posts]
+        assert len(quotes) == len(set(quotes))  # no text quoted twice
+        shown = json.dumps(blocks)
+        assert "σ" not in shown and "Signals:" not in shown and "±" not in shown
+
 
 def test_replay_prints_alert_to_console_without_token(tmp_path: Path) -> None:
     config = demo_config(tmp_path)

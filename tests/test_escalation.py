@@ -250,14 +250,14 @@ def test_story_growing_for_two_hours_is_one_thread_through_slack_failures(
         kinds.append("escalation" if "Still unacknowledged" in text else "update")
     assert kinds == ["escalation", "update", "update", "escalation", "update"]
     updates = [r for r in replies if "Update" in " ".join(all_texts(r["blocks"]))]
-    assert ["*60*" in r["blocks"][0]["text"]["text"] for r in updates][:1] == [True]
+    assert ["*60 complaints" in r["blocks"][0]["text"]["text"] for r in updates][:1] == [True]
     assert "warning → critical" in " ".join(all_texts(updates[1]["blocks"]))
     # 500s were retried with backoff: the reply of minute 20 arrived, once; the timed-out
     # critical update was found in the thread (conversations.replies), not posted again.
-    assert sum("*60*" in " ".join(all_texts(r["blocks"])) for r in replies) == 1
-    assert sum("*130*" in " ".join(all_texts(r["blocks"])) for r in replies) == 1
+    assert sum("*60 complaints" in " ".join(all_texts(r["blocks"])) for r in replies) == 1
+    assert sum("*130 complaints" in " ".join(all_texts(r["blocks"])) for r in replies) == 1
     assert fake_slack.calls("conversations.replies")
-    assert "*140*" in " ".join(all_texts(parent["blocks"]))  # the parent shows the peak
+    assert "*140 complaints" in " ".join(all_texts(parent["blocks"]))  # the parent shows the peak
 
 
 def test_resolve_closes_and_a_later_spike_opens_a_new_thread(rig: Rig, fake_slack: FakeSlack):

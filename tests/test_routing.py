@@ -181,7 +181,7 @@ def test_silence_from_the_cli_mutes_until_it_ends(tmp_path: Path, fake_slack: Fa
     rig.archive.close()
     united = [m for m in fake_slack.messages if "United" in m["text"]]
     assert len(united) == 1 and not united[0].get("thread_ts")
-    assert "*80*" in " ".join(all_texts(united[0]["blocks"]))
+    assert "*80 complaints" in " ".join(all_texts(united[0]["blocks"]))
 
 
 def test_config_silence_mutes_matching_alerts(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from monitor.alerts.silences import active_silences
 from monitor.archive import schema
 from monitor.archive.engine import SQLITE_BEGIN_OPTION
 from monitor.clock import Clock
+from monitor.detect.stories import text_key
 from monitor.errors import UproarError
 from monitor.signals import SEVERITY_RANK, Example, Signal
 
@@ -92,8 +93,31 @@ def example_dict(example: Example) -> dict[str, Any]:
 
 
 def signal_summary(signal: Signal) -> dict[str, Any]:
-    """The signal as plain JSON: the numbers, the reasons and the most-shared examples."""
+    """The signal as plain JSON: the numbers, the reasons and the most-shared examples.
+
+    With a story each example says how many other posts of it repeat its text (``reposts``);
+    the story's numbers and its seed (first complaint) are under ``story``.
+    """
+    facts = signal.story_facts or {}
+    # Most shared first (the story's seed is kept apart, under story.seed, and quoted first).
     examples = sorted(signal.examples, key=lambda e: e.reach, reverse=True)[:MAX_STORED_EXAMPLES]
+    reposts = facts.get("reposts") or {}
+    stored = []
+    for example in examples:
+        row = example_dict(example)
+        repeated = reposts.get(text_key(example.text))
+        if repeated:
+            row["reposts"] = int(repeated)
+        stored.append(row)
+    story: dict[str, Any] | None = None
+    if facts:
+        seed = facts.get("seed")
+        story = {k: v for k, v in facts.items() if k not in ("seed", "reposts")}
+        story["seed"] = None
+        if isinstance(seed, Example):
+            story["seed"] = example_dict(seed)
+            if reposts.get(text_key(seed.text)):
+                story["seed"]["reposts"] = int(reposts[text_key(seed.text)])
     return {
         "brand": signal.brand,
         "brand_name": signal.brand_name,
@@ -106,9 +130,10 @@ def signal_summary(signal: Signal) -> dict[str, Any]:
         "spread": signal.spread,
         "score": signal.score,
         "reasons": list(signal.reasons),
-        "examples": [example_dict(e) for e in examples],
+        "examples": stored,
         "story_id": signal.story_id,  # the archive's stories row, if the signal has a story
         "story_title": signal.story_title,
+        "story": story,
     }
 
 
@@ -129,6 +154,10 @@ def parent_payload(incident: Mapping[Any, Any]) -> dict[str, Any]:
     """The parent Slack message for an incident row, showing its current state."""
     state = incident["state"] or {}
     payload: dict[str, Any] = dict(state.get("summary", {}))
+    if state.get("seed"):  # the story's first complaint, kept in every version of the parent
+        payload["seed"] = state["seed"]
+    if state.get("story_url"):
+        payload["story_url"] = state["story_url"]
     payload.update(
         kind="open",
         event="signal",
@@ -184,8 +213,10 @@ class IncidentBook:
         quiet_period: timedelta = timedelta(minutes=30),
         target: str = "slack",
         router: Router | None = None,
+        public_url: str = "",
     ) -> None:
         self.engine = engine
+        self.public_url = public_url  # serve.public_url: alerts link to the story there
         self.clock = clock
         self.join_window = join_window
         self.quiet_period = quiet_period
@@ -233,9 +264,11 @@ class IncidentBook:
         state = {
             "summary": summary,
             "signal_count": 1,
-            "notified": {"count": signal.count, "severity": signal.severity, "at": now.isoformat()},
+            "notified": {"count": signal.count, "severity": signal.severity, "at": now.isoformat(),
+                         "title": signal.story_title},
             "route": route_state(decision, muted),
         }
+        self._keep_story(state, summary, signal)
         result = conn.execute(
             schema.incidents.insert().values(
                 brand=signal.brand,
@@ -387,8 +420,10 @@ class IncidentBook:
                 "count": signal.count,
                 "severity": signal.severity,
                 "at": now.isoformat(),
+                "title": signal.story_title or notified.get("title"),
             }
         state["summary"] = summary
+        self._keep_story(state, summary, signal)
         state["signal_count"] = int(state.get("signal_count", 1)) + 1
         conn.execute(
             schema.incidents.update()
@@ -418,7 +453,10 @@ class IncidentBook:
             severity=signal.severity,
             previous_count=notified.get("count"),
             previous_severity=notified.get("severity"),
+            previous_at=notified.get("at"),
         )
+        if signal.story_title and notified.get("title") not in (None, signal.story_title):
+            payload["previous_title"] = notified["title"]
         if mentions:
             payload["mentions"] = mentions
             payload["broadcast"] = True
@@ -460,6 +498,16 @@ class IncidentBook:
             return RecordedAlert(incident["id"], signal_id, False, None, None)
         outbox_id = self._announce(conn, incident["id"], decision)
         return RecordedAlert(incident["id"], signal_id, False, outbox_id, "open")
+
+    def _keep_story(self, state: dict[str, Any], summary: dict[str, Any], signal: Signal) -> None:
+        """Remember the story's seed (the earliest first complaint told) and its dashboard link,
+        so every later version of the parent message still shows them."""
+        seed = (summary.get("story") or {}).get("seed")
+        kept = state.get("seed")
+        if seed and (not kept or str(seed["created_at"]) < str(kept["created_at"])):
+            state["seed"] = seed
+        if signal.story_id is not None and self.public_url:
+            state["story_url"] = f"{self.public_url.rstrip('/')}/#story/{signal.story_id}"
 
     def _release_held(self, conn: Connection, incident_id: int, now: datetime) -> None:
         """Send now what quiet hours held back for this incident (never-tried rows only)."""
@@ -521,6 +569,72 @@ class IncidentBook:
             self._stop_escalations(conn, incident_id, now)
             self._enqueue_event(conn, incident_id, "resolved", by)
             return True
+
+    def merge_stories(self, absorbed: int, survivor: int) -> int | None:
+        """Story ``absorbed`` turned out to be part of story ``survivor``: their open incidents
+        become one. The older incident (and its Slack thread) survives with both incidents'
+        signals, peak and severity; the other is closed, and its thread is told where the story
+        continues. Returns the surviving incident's id (None when neither story had one)."""
+        with self._lock, self._write() as conn:
+            t = schema.incidents
+            rows = conn.execute(
+                select(t).where(t.c.status.in_(OPEN_STATUSES)).order_by(t.c.id)
+            ).mappings().all()
+
+            def about(story_id: int) -> list[RowMapping]:
+                return [r for r in rows
+                        if ((r["state"] or {}).get("summary") or {}).get("story_id") == story_id]
+
+            found = about(survivor) + about(absorbed)
+            if not found:
+                return None
+            keep = min(found, key=lambda r: r["id"])
+            now = self.clock.now()
+            for row in found:
+                state = dict(row["state"] or {})
+                summary = dict(state.get("summary") or {})
+                summary["story_id"] = survivor
+                state["summary"] = summary
+                self._set(conn, row["id"], state=state, updated_at=now)
+            for gone in (r for r in found if r["id"] != keep["id"]):
+                self._fold(conn, keep, gone, now)
+            return int(keep["id"])
+
+    def _fold(self, conn: Connection, keep: RowMapping, gone: RowMapping, now: datetime) -> None:
+        """Incident ``gone`` becomes part of ``keep``: signals moved, numbers combined, its
+        escalations stopped, a reply in each thread saying so."""
+        s = schema.signals
+        conn.execute(s.update().where(s.c.incident_id == gone["id"]).values(
+            incident_id=keep["id"]))
+        kept = self.load(conn, keep["id"])
+        state = dict(kept["state"] or {})
+        gone_state = gone["state"] or {}
+        state["signal_count"] = int(state.get("signal_count", 1)) + int(
+            gone_state.get("signal_count", 1))
+        if gone_state.get("seed") and (
+            not state.get("seed")
+            or str(gone_state["seed"]["created_at"]) < str(state["seed"]["created_at"])
+        ):
+            state["seed"] = gone_state["seed"]
+        state.setdefault("merged_from", []).append(int(gone["id"]))
+        self._set(
+            conn, keep["id"], state=state, updated_at=now,
+            severity=max(kept["severity"], gone["severity"], key=_rank),
+            peak_count=max(kept["peak_count"], gone["peak_count"]),
+            last_signal_at=max(aware(kept["last_signal_at"]), aware(gone["last_signal_at"])),
+        )
+        closed = dict(gone_state)
+        closed["merged_into"] = int(keep["id"])
+        self._set(conn, gone["id"], status="resolved", resolved_at=now, updated_at=now,
+                  state=closed)
+        self._stop_escalations(conn, gone["id"], now)
+        title = ((kept["state"] or {}).get("summary") or {}).get("story_title") or kept["title"]
+        for incident_id, other, event in ((gone["id"], keep["id"], "merged_into"),
+                                          (keep["id"], gone["id"], "merged_from")):
+            payload = parent_payload(self.load(conn, incident_id))
+            payload.update(kind="update", event=event, other_incident=int(other),
+                           other_title=title, by="uproar")
+            self.enqueue(conn, incident_id, "update", payload)  # each reply refreshes its parent
 
     def silence(self, incident_id: int, by: str, duration: timedelta) -> int:
         """Silence the incident's brand for ``duration`` (new alerts are recorded, not sent) and

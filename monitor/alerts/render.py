@@ -14,6 +14,7 @@ longer is cut with "…".
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from monitor.alerts.rules import MENTION, USER_ID, mention_markup
+from monitor.detect.stories import text_key
 from monitor.untrusted import displayable
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
@@ -153,8 +155,8 @@ def _headline(payload: Mapping[str, Any], safe: Callable[[str], str]) -> str:
         return f":white_check_mark: {brand}: complaints spike resolved"
     emoji = SEVERITY_EMOJI.get(str(payload.get("severity")), ":rotating_light:")
     story = payload.get("story_title")
-    if story:  # key phrases of untrusted posts: made inert like the brand
-        return f"{emoji} {brand}: complaints spiking — “{safe(plain(str(story)))}”"
+    if story:  # a post's own words, untrusted: made inert like the brand
+        return f"{emoji} {brand}: “{safe(plain(str(story)))}”"
     return f"{emoji} {brand}: complaints spiking"
 
 
@@ -169,19 +171,83 @@ def _one_post_line(payload: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _usual(payload: Mapping[str, Any]) -> str:
+    """What is normal, in words: the baseline (volume) or the window before (a story)."""
+    minutes = payload.get("window_minutes", "?")
+    expected = float(payload.get("expected") or 0.0)
+    if payload.get("signal_kind") == "story_growth":
+        return f"{_number(round(expected))} in the {minutes} min before"
+    if expected < 0.5:
+        return "usually none"
+    return f"usually about {_number(round(expected))}"
+
+
+def _doubling(payload: Mapping[str, Any]) -> str | None:
+    """"doubling every 20 min" from the story's hour-over-hour growth (None when not growing)."""
+    raw: Any = (payload.get("story") or {}).get("growth_per_hour")
+    if raw is None and payload.get("signal_kind") == "story_growth":
+        raw = payload.get("score")
+    try:
+        growth = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if growth < 1.2:
+        return None
+    minutes = 60 * math.log(2) / math.log(growth)
+    return f"doubling every {_number(max(1, round(minutes)))} min"
+
+
+def plain_numbers(payload: Mapping[str, Any]) -> str:
+    """One set of numbers in plain words: "19 complaints in the last 30 min — usually about 1;
+    doubling every 20 min" (no σ, no baselines ± spreads)."""
+    one_post = _one_post_line(payload)
+    if one_post is not None:
+        return one_post
+    line = (
+        f"{_number(payload.get('count', 0))} complaints in the last "
+        f"{payload.get('window_minutes', '?')} min — {_usual(payload)}"
+    )
+    doubling = _doubling(payload)
+    return f"{line}; {doubling}" if doubling else line
+
+
+def severity_reason(payload: Mapping[str, Any]) -> str:
+    """Why this severity, in words."""
+    count = float(payload.get("count") or 0)
+    expected = float(payload.get("expected") or 0.0)
+    doubling = _doubling(payload)
+    if _one_post_line(payload) is not None:
+        return "one post is spreading fast"
+    if payload.get("signal_kind") == "story_growth":
+        return f"one story is {doubling}" if doubling else "one story is growing fast"
+    ratio = count / max(expected, 1.0)
+    text = f"{_number(round(ratio))}× the usual number of complaints"
+    return f"{text}, {doubling}" if doubling else text
+
+
 def _numbers(payload: Mapping[str, Any]) -> str:
     one_post = _one_post_line(payload)
     if one_post is not None:
         return f"*{mrkdwn(one_post, MAX_REASON_CHARS)}*"
-    line = (
-        f"*{_number(payload.get('count', 0))}* complaints in the last "
-        f"{payload.get('window_minutes', '?')} min — expected about "
-        f"{_number(payload.get('expected', 0.0))} ± {_number(payload.get('spread', 0.0))}"
-    )
+    return f"*{mrkdwn(plain_numbers(payload))}*"
+
+
+def changes(payload: Mapping[str, Any]) -> list[str]:
+    """What changed since the last message in the thread, in words (for an update)."""
+    out = []
     previous = payload.get("previous_count")
-    if payload.get("kind") == "update" and previous is not None:
-        line += f" (was {_number(previous)})"
-    return line
+    if previous is not None:
+        since = _clock_time(payload.get("previous_at")) if payload.get("previous_at") else None
+        was = f"was {_number(previous)}" + (f" at {since}" if since else "")
+        out.append(f"{_number(payload.get('count', 0))} complaints in the last "
+                   f"{payload.get('window_minutes', '?')} min ({was})")
+    before = payload.get("previous_severity")
+    if before and before != payload.get("severity"):
+        out.append(f"severity {before} → {payload.get('severity')}")
+    title = payload.get("previous_title")
+    if title and payload.get("story_title"):
+        out.append(f"the story is now titled “{payload['story_title']}” (was “{title}”)")
+    return out
 
 
 def _reaction(payload: Mapping[str, Any]) -> str:
@@ -225,8 +291,28 @@ def _status(payload: Mapping[str, Any]) -> str:
     return mrkdwn(status)
 
 
+def shown_reasons(payload: Mapping[str, Any]) -> list[str]:
+    """The detector's reasons a person needs: not the numbers already said in words (nor σ,
+    "± spread" or growth factors: one set of numbers per message)."""
+    out = []
+    count = f"{payload.get('count', 0)} complaints in"
+    for reason in payload.get("reasons") or []:
+        text = str(reason)
+        if _JARGON.search(text) or text.startswith(count):
+            continue
+        out.append(text)
+    return out
+
+
+_JARGON = re.compile(r"σ|±|×\s*the usual|sigma|baseline", re.IGNORECASE)
+
+
 def _reasons(payload: Mapping[str, Any]) -> list[str]:
-    return [f"• {mrkdwn(str(reason), MAX_REASON_CHARS)}" for reason in payload.get("reasons") or []]
+    lines = [f"• {mrkdwn(reason, MAX_REASON_CHARS)}" for reason in shown_reasons(payload)]
+    url = str(payload.get("story_url") or "")
+    if url:
+        lines.append(f"• {link(url, 'Open the story on the dashboard')}")
+    return lines
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -249,6 +335,32 @@ def _cut_rendered(rendered: str, limit: int) -> str:
     return head.rstrip() + ELLIPSIS
 
 
+def quoted_posts(payload: Mapping[str, Any], limit: int) -> list[Mapping[str, Any]]:
+    """The posts to quote: the story's seed (its first complaint) first, always; then up to
+    ``limit`` most-shared others, each text once (its reposts are counted, not quoted)."""
+    seed = payload.get("seed") or (payload.get("story") or {}).get("seed")
+    out: list[Mapping[str, Any]] = []
+    seen: set[str] = set()
+    for example in ([{**seed, "seed": True}] if seed else []) + list(
+        payload.get("examples") or []
+    ):
+        key = text_key(str(example.get("text", "")))
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(example)
+    return out[: max(0, limit) + (1 if seed else 0)]
+
+
+def _reposts(n: Any) -> str:
+    return f"{_number(n)} repost" + ("" if n == 1 else "s")
+
+
+def reach(example: Mapping[str, Any]) -> int:
+    """Reach, everywhere in Uproar: the author's followers + the post's engagement."""
+    return int(example.get("author_followers") or 0) + int(example.get("reach") or 0)
+
+
 def _example_block(example: Mapping[str, Any]) -> dict[str, Any]:
     text = mrkdwn(str(example.get("text", "")), MAX_QUOTE_CHARS)
     quoted = "\n".join(f">{line}" if line else ">" for line in text.splitlines() or [""])
@@ -257,8 +369,12 @@ def _example_block(example: Mapping[str, Any]) -> dict[str, Any]:
     followers = example.get("author_followers")
     if followers is not None:
         who += f" · {_number(followers)} followers"
+    who += f" · reach {_number(reach(example))}"
+    if example.get("reposts"):
+        who += f" · and {_reposts(example['reposts'])}"
     label = f"{example.get('source') or 'post'} post"
-    footer = f"— {who} · {link(str(example.get('url') or ''), label)}"
+    first = "*First complaint* " if example.get("seed") else ""
+    footer = f"— {first}{who} · {link(str(example.get('url') or ''), label)}"
     return _section(f"{quoted}\n{footer}")
 
 
@@ -344,13 +460,15 @@ def render_parent(
     """The thread's parent message: what the story is, how big, and the most-shared posts."""
     header = _headline(payload, lambda brand: mrkdwn(brand, formatting=False))
     summary = [
-        f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} · *Status:* {_status(payload)}",
         _numbers(payload),
+        f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} — "
+        f"{mrkdwn(severity_reason(payload))} · *Status:* {_status(payload)}",
     ]
-    if payload.get("signal_count", 1) > 1:
+    peak = payload.get("peak_count")
+    if payload.get("signal_count", 1) > 1 and peak and peak != payload.get("count"):
         summary.append(
-            f"*Peak:* {_number(payload.get('peak_count', 0))} · "
-            f"*Signals:* {_number(payload.get('signal_count'))}"
+            f"*Peak so far:* {_number(payload.get('peak_count', 0))} complaints in "
+            f"{payload.get('window_minutes', '?')} min"
         )
     summary.extend(_reasons(payload))
     cc = mentions(payload)
@@ -370,12 +488,12 @@ def render_parent(
         },
         _section("\n".join(summary)),
     ]
-    examples = payload.get("examples") or []
+    examples = quoted_posts(payload, max_examples)
     if examples and max_examples > 0:
         head.append({"type": "divider"})
     if actions is not None:
         head.insert(2, actions)
-    blocks = _with_examples(head, examples, _context(payload), max_examples)
+    blocks = _with_examples(head, examples, _context(payload), len(examples))
     return SlackMessage(text=_fallback(_headline(payload, mrkdwn), payload), blocks=blocks)
 
 
@@ -398,6 +516,11 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
         return SlackMessage(
             text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
         )
+    if event in ("merged_into", "merged_from"):
+        line = merge_line(payload, mrkdwn)
+        return SlackMessage(
+            text=_cut_rendered(line, MAX_FALLBACK_TEXT), blocks=[_section(line), _context(payload)]
+        )
     if event == "resolved":
         line = f":white_check_mark: Resolved by *{by}*"
         return SlackMessage(
@@ -408,15 +531,33 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     if previous and previous != payload.get("severity"):
         severity = f"{mrkdwn(str(previous))} → {severity}"
     lines = [f":chart_with_upwards_trend: *Update* · severity {severity}", _numbers(payload)]
+    told = changes(payload)
+    if told:
+        lines.append("*Since the last message:* " + mrkdwn("; ".join(told), MAX_REASON_CHARS))
     lines.extend(_reasons(payload))
     cc = mentions(payload)
     if cc:
         lines.append(f"*For:* {cc}")
+    seed = payload.get("seed")
+    newest = [e for e in payload.get("examples") or []
+              if not seed or text_key(str(e.get("text", ""))) != text_key(str(seed.get("text")))]
     blocks = _with_examples(
-        [_section("\n".join(lines))], payload.get("examples") or [], _context(payload), max_examples
+        [_section("\n".join(lines))], quoted_posts({"examples": newest}, max_examples),
+        _context(payload), max_examples
     )
     fallback = f"Update: {_plain_numbers(payload, mrkdwn)}"
     return SlackMessage(text=_cut_rendered(fallback, MAX_FALLBACK_TEXT), blocks=blocks)
+
+
+def merge_line(payload: Mapping[str, Any], safe: Callable[[str], str] = plain) -> str:
+    """What a thread says when its story turned out to be part of another (or took one in)."""
+    other = _number(payload.get("other_incident", "?"))
+    title = safe(plain(str(payload.get("other_title") or "")))
+    if payload.get("event") == "merged_into":
+        return (f":link: This story is part of incident #{other} “{title}”: it continues in "
+                f"that thread (its complaints and signals are counted there now)")
+    return (f":link: Incident #{other} turned out to be this same story: its complaints and "
+            f"signals are counted here now, and its thread points here")
 
 
 def render_escalation(payload: Mapping[str, Any]) -> SlackMessage:
@@ -499,10 +640,8 @@ def _plain_numbers(payload: Mapping[str, Any], shown: Callable[[str, int], str] 
             f"incident #{payload.get('incident_id', '?')}"
         )
     return (
-        f"{_number(payload.get('count', 0))} complaints in "
-        f"{payload.get('window_minutes', '?')} min "
-        f"(expected about {_number(payload.get('expected', 0.0))}), "
-        f"severity {payload.get('severity', '?')}, incident #{payload.get('incident_id', '?')}"
+        f"{plain_numbers(payload)}; severity {payload.get('severity', '?')} "
+        f"({severity_reason(payload)}), incident #{payload.get('incident_id', '?')}"
     )
 
 
@@ -520,6 +659,8 @@ def render_console(payload: Mapping[str, Any]) -> str:
     incident = f"incident #{payload.get('incident_id', '?')}"
     brand = plain(str(payload.get("brand_name") or payload.get("brand") or "?"))
     event = payload.get("event", "signal")
+    if payload.get("kind") == "update" and event in ("merged_into", "merged_from"):
+        return f"[{incident}] {brand}: {merge_line(payload)}\n"
     if payload.get("kind") == "update" and event in ("acknowledged", "resolved", "silenced"):
         return f"[{incident}] {brand}: {event} by {plain(str(payload.get('by') or 'someone'))}\n"
     if event == "escalated":
@@ -535,9 +676,15 @@ def render_console(payload: Mapping[str, Any]) -> str:
     else:
         status = payload.get("status", "open")
         head = f"[{severity}] {brand}: complaints spiking ({incident}, {status})"
+    if payload.get("story_title"):
+        head += f": “{plain(str(payload['story_title']))}”"
     lines = [head, "  " + _plain_numbers(payload)]
-    lines += [f"  - {plain(str(r))}" for r in payload.get("reasons") or []]
-    examples = list(payload.get("examples") or [])[:PARENT_EXAMPLES]
+    if payload.get("kind") == "update":
+        lines += [f"  since the last message: {plain(c)}" for c in changes(payload)]
+    lines += [f"  - {plain(r)}" for r in shown_reasons(payload)]
+    if payload.get("story_url"):
+        lines.append(f"  - the story on the dashboard: {plain(str(payload['story_url']))}")
+    examples = quoted_posts(payload, PARENT_EXAMPLES)
     if examples:
         lines.append("  Most shared:")
     for example in examples:
@@ -545,8 +692,11 @@ def render_console(payload: Mapping[str, Any]) -> str:
         who = "@" + plain(str(example.get("author_handle") or "unknown")).lstrip("@")
         followers = example.get("author_followers")
         if followers is not None:
-            who += f" ({_number(followers)} followers)"
-        lines.append(f'    "{text}" — {who}')
+            who += f" ({_number(followers)} followers, reach {_number(reach(example))})"
+        if example.get("reposts"):
+            who += f", and {_reposts(example['reposts'])}"
+        first = "first complaint: " if example.get("seed") else ""
+        lines.append(f'    {first}"{text}" — {who}')
         if example.get("url"):
             lines.append(f"      {plain(str(example['url']))}")
     return "\n".join(lines) + "\n"

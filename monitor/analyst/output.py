@@ -207,7 +207,7 @@ _TABLE_COLUMNS = (
     ("author", "left", 18, False),
     ("sentiment", "left", None, False),
     ("complaint", "right", None, True),
-    ("reach", "right", None, False),
+    ("engagement", "right", None, False),
 )
 WIDE_TABLE = 120  # terminal columns from which every column fits beside a readable text
 

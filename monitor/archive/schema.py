@@ -26,9 +26,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-# The number of the newest Alembic revision ("0006"), which the database records in
+# The number of the newest Alembic revision ("0007"), which the database records in
 # alembic_version; bump it with every new revision.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 metadata = MetaData()
 
@@ -256,6 +256,8 @@ stories = Table(
     Column("centroid", JSON),  # mean embedding, to resume grouping after a restart
     Column("embedded", Integer, nullable=False, default=0),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The story this one was merged into (its members moved there); NULL for a live story.
+    Column("merged_into", Integer),
 )
 Index("ix_stories_brand_last_seen", stories.c.brand, stories.c.last_seen)
 

@@ -78,6 +78,11 @@ def brand_words(*names: str) -> set[str]:
     return out
 
 
+# Distinct phrases whose document frequency is kept (~20 MB); rarer ones are forgotten (a
+# forgotten phrase counts as never seen: the highest idf, which it nearly had anyway).
+MAX_PHRASES = 200_000
+
+
 class PhraseStats:
     """Online document frequencies of phrases, for idf weights."""
 
@@ -88,6 +93,9 @@ class PhraseStats:
     def add(self, doc: Iterable[str]) -> None:
         self.documents += 1
         self._df.update(set(doc))
+        if len(self._df) > MAX_PHRASES:  # bounded however long it runs: forget the rarest half
+            keep = self._df.most_common(MAX_PHRASES // 2)
+            self._df = Counter(dict(keep))
 
     def idf(self, phrase: str) -> float:
         """Smoothed inverse document frequency; a two-word phrase counts 1.5× (more specific)."""

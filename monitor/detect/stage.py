@@ -20,8 +20,10 @@ from sqlalchemy import Engine
 from connectors.base import Mention
 from monitor.archive.records import StoredMention
 from monitor.detect import story_store
+from monitor.detect.phrases import brand_words
 from monitor.detect.spread import SpreadMonitor
-from monitor.detect.stories import Story, StoryTracker
+from monitor.detect.stories import Assignment, Story, StoryTracker
+from monitor.detect.topic import without_brand
 from monitor.signals import Example, Signal
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class StoryStage:
         self.example_of = example_of
         self.complaint_threshold = complaint_threshold
         self.brand_names = brand_names
+        self._brand_words: dict[str, set[str]] = {}
+        self._merges: list[tuple[Story, Story]] = []  # (absorbed, survivor) not yet taken
         # (brand, source, source_id) -> its story, for the spread signals of followed posts
         self._story_of: OrderedDict[tuple[str, str, str], Story] = OrderedDict()
 
@@ -85,7 +89,8 @@ class StoryStage:
         for item in new:
             for brand in item.brands:
                 self.spread.observe_author(brand, item.mention.author.followers)
-        vectors = self._embed([item.mention.text for item in complaints])
+        vectors = self._embed([self.topic_text(item.mention.text, item.brands)
+                               for item in complaints])
         members: list[story_store.Membership] = []
         for i, item in enumerate(complaints):
             at = min(item.mention.created_at, now)
@@ -121,6 +126,7 @@ class StoryStage:
         for brand in brands:
             name = self.brand_names.get(brand, brand)
             assigned = self.tracker.assign(brand, name, mention.text, example, at, embedding)
+            self._merges += [(gone, assigned.story) for gone in assigned.merged]
             self._story_of[(brand, mention.source, mention.source_id)] = assigned.story
             if len(self._story_of) > MAX_REMEMBERED_POSTS:
                 self._story_of.popitem(last=False)
@@ -136,6 +142,40 @@ class StoryStage:
             if spread:
                 self.spread.complaint(brand, name, example, shares_of(mention), now)
         return out
+
+    def assign_one(
+        self, mention: Mention, brand: str, embedding: np.ndarray | None
+    ) -> Assignment:
+        """One complaint into a story of ``brand`` at its own time (``uproar group``)."""
+        name = self.brand_names.get(brand, brand)
+        return self.tracker.assign(
+            brand, name, mention.text, self.example_of(mention), mention.created_at, embedding
+        )
+
+    def topic_text(self, text: str, brands: Sequence[str]) -> str:
+        """What the topic embedding sees: ``text`` without its brands' own names."""
+        words: set[str] = set()
+        for brand in brands:
+            words |= self._words_of(brand)
+        return without_brand(text, words)
+
+    def _words_of(self, brand: str) -> set[str]:
+        found = self._brand_words.get(brand)
+        if found is None:
+            found = self._brand_words[brand] = brand_words(
+                brand, self.brand_names.get(brand, brand))
+        return found
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray | None:
+        """Topic embeddings of ``texts`` (None without an embedder, or when it failed)."""
+        return self._embed(texts)
+
+    def take_merges(self) -> list[tuple[int, int]]:
+        """Stories merged since the last call, as archive ids (absorbed, survivor)."""
+        out = [(gone.id, keep.survivor().id) for gone, keep in self._merges
+               if gone.id is not None and keep.survivor().id is not None]
+        self._merges = [(g, k) for g, k in self._merges if g.id is None or k.survivor().id is None]
+        return out  # type: ignore[return-value]
 
     def warm_up(self, now: datetime) -> int:
         """Resume the stories still open (from the archive) after a restart."""
@@ -156,6 +196,7 @@ class StoryStage:
             post = signal.examples[0] if signal.examples else None
             key = (signal.brand, post.source, post.source_id) if post else None
             story = self._story_of.get(key) if key else None
+            story = story.survivor() if story is not None else None  # merged since
             out.append(self.tracker.enrich(signal, story))
         return out
 
@@ -185,31 +226,40 @@ def build_story_stage(
     example_of: ExampleOf,
     complaint_threshold: float,
     brand_names: dict[str, str],
-    story_similarity: float = 0.35,
+    story_similarity: float | None = None,
+    embed: Embed | None = None,
     high_reach_followers: int = 100_000,
     max_examples: int = 5,
     min_count: int = 1,
 ) -> StoryStage:
-    """The stage with the config's knobs; embeddings when the classifier has ``embed``.
+    """The stage with the config's knobs.
+
+    Stories embed with ``embed``, by default the topic embedder (``monitor.detect.topic``:
+    MiniLM-L6 as shipped, whatever the classifier) whenever a ``classifier`` is given; without
+    a classifier (the archive-only backtest) they group by key phrases.
 
     ``min_count`` (``detection.min_count``) also holds for story growth: a story signals with
     no fewer complaints in its window than this (nor than ``StorySettings.min_count``).
     """
     from monitor.detect.spread import SpreadSettings
     from monitor.detect.stories import StorySettings
+    from monitor.detect.topic import single_threaded_blas, topic_embedder
 
-    embed = getattr(classifier, "embed", None)
+    if embed is None and classifier is not None:
+        embed = topic_embedder()
+    single_threaded_blas()
+    defaults = StorySettings()
     return StoryStage(
         StoryTracker(
             StorySettings(
-                join_threshold=story_similarity,
+                join_threshold=story_similarity or defaults.join_threshold,
                 max_examples=max_examples,
                 min_count=max(StorySettings().min_count, min_count),
             )
         ),
         SpreadMonitor(SpreadSettings(high_reach_followers=high_reach_followers)),
         engine=engine,
-        embed=embed if callable(embed) else None,
+        embed=embed,
         example_of=example_of,
         complaint_threshold=complaint_threshold,
         brand_names=brand_names,

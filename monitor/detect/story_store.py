@@ -37,8 +37,11 @@ class Membership:
 def save(
     connection: Connection, changed: Sequence[Story], members: Sequence[Membership], now: datetime
 ) -> None:
-    """Insert or update ``changed`` stories (setting their ``id``), then add ``members``."""
-    for story in changed:
+    """Insert or update ``changed`` stories (setting their ``id``), then add ``members``.
+
+    A story merged into another is saved after its survivor, with ``merged_into``, and its
+    members move to the survivor."""
+    for story in sorted(changed, key=lambda s: s.merged_into is not None):
         values = _row(story, now)
         if story.id is None:
             result = connection.execute(stories.insert().values(**values))
@@ -47,18 +50,32 @@ def save(
             story.id = int(key[0])
         else:
             connection.execute(stories.update().where(stories.c.id == story.id).values(**values))
+    for story in changed:
+        survivor = story.survivor()
+        if survivor is not story and story.id is not None and survivor.id is not None:
+            connection.execute(
+                story_mentions.update()
+                .where(story_mentions.c.story_id == story.id)
+                .values(story_id=survivor.id)
+            )
+            connection.execute(
+                stories.update()
+                .where(stories.c.merged_into == story.id)
+                .values(merged_into=survivor.id)
+            )
     ids = _mention_ids(connection, {(m.source, m.source_id) for m in members})
     rows, seen = [], set()
     for m in members:
         mention_id = ids.get((m.source, m.source_id))
-        if mention_id is None or m.story.id is None or (m.story.id, mention_id) in seen:
+        story = m.story.survivor()
+        if mention_id is None or story.id is None or (story.id, mention_id) in seen:
             continue
-        seen.add((m.story.id, mention_id))
+        seen.add((story.id, mention_id))
         rows.append(
             {
-                "story_id": m.story.id,
+                "story_id": story.id,
                 "mention_id": mention_id,
-                "brand": m.story.brand,
+                "brand": story.brand,
                 "similarity": round(float(m.similarity), 4),
                 "created_at": m.created_at.astimezone(UTC),
             }
@@ -70,7 +87,9 @@ def save(
 def load_open(connection: Connection, now: datetime, idle: timedelta) -> list[Story]:
     """Stories whose last mention is within ``idle`` of ``now``, with their recent member times."""
     rows = connection.execute(
-        select(stories).where(stories.c.last_seen >= now - idle).order_by(stories.c.id)
+        select(stories)
+        .where(stories.c.last_seen >= now - idle, stories.c.merged_into.is_(None))
+        .order_by(stories.c.id)
     ).mappings()
     out = []
     for row in rows:
@@ -123,6 +142,7 @@ def _row(story: Story, now: datetime) -> dict[str, Any]:
         "centroid": None if centroid is None else [round(float(x), 5) for x in centroid],
         "embedded": story.embedded,
         "updated_at": now,
+        "merged_into": story.merged_into.survivor().id if story.merged_into is not None else None,
     }
 
 

@@ -280,6 +280,7 @@ def create_app(
         found = reads.get_story(conn, story_id)
         if found is None:
             raise HTTPException(404, detail=f"no story {story_id} in the archive")
+        story_id = int(found["id"])  # a merged story's id resolves to its survivor
         posts = select_mentions(conn, MentionFilter(order="engagement", limit=STORY_POSTS))
         posts = posts.where(reads.in_story(story_id))
         found["hourly"] = reads.story_hourly(conn, story_id)

@@ -137,6 +137,9 @@ class Incident(BaseModel):
 
 
 class StoryDetail(Story):
+    merged_from: int | None = Field(
+        default=None, description="The id asked for, when that story was merged into this one."
+    )
     hourly: list[HourCount] = Field(description="The story's mentions per hour, oldest first.")
     incidents: list[Incident] = Field(
         description="Alerts of the brand while the story ran, with their signals and "

@@ -76,7 +76,7 @@ def list_stories(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Stories most recently active first; ``since``/``until`` keep those active in the range."""
-    query = select(*STORY_COLUMNS)
+    query = select(*STORY_COLUMNS).where(stories.c.merged_into.is_(None))
     if brand is not None:
         query = query.where(stories.c.brand == brand)
     if until is not None:
@@ -88,8 +88,30 @@ def list_stories(
 
 
 def get_story(connection: Connection, story_id: int) -> dict[str, Any] | None:
-    row = connection.execute(select(*STORY_COLUMNS).where(stories.c.id == story_id)).first()
-    return _story(row) if row is not None else None
+    """The story ``story_id`` — or, for a story merged into another, the one it became part of
+    (``merged_from`` then says which id was asked for)."""
+    live = resolve_story(connection, story_id)
+    row = connection.execute(select(*STORY_COLUMNS).where(stories.c.id == live)).first()
+    if row is None:
+        return None
+    out = _story(row)
+    if live != story_id:
+        out["merged_from"] = story_id
+    return out
+
+
+def resolve_story(connection: Connection, story_id: int) -> int:
+    """The live story ``story_id`` is now part of (itself unless it was merged)."""
+    seen = {story_id}
+    while True:
+        merged = connection.execute(
+            select(stories.c.merged_into).where(stories.c.id == story_id)
+        ).scalar()
+        if merged is None or merged in seen:
+            return story_id
+        seen.add(merged)
+        story_id = int(merged)
+
 
 
 def story_hourly(connection: Connection, story_id: int) -> list[dict[str, Any]]:

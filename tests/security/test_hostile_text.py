@@ -57,17 +57,18 @@ HOSTILE_URLS = {
 # Most shared first: an alert quotes five examples, so the five whose text the Slack tests look
 # for come first (which other complaints join the story depends on the model).
 QUOTED_FIRST = ["ping", "zw", "sql", "html", "marks", "link", "term", "big", "formula"]
-# Distinct complaints, so the alert quotes each post instead of grouping look-alikes.
+# Distinct complaints (an alert quotes each text once) about one story (an alert quotes the
+# story's posts), so the five whose text the Slack tests look for are quoted.
 OPENINGS = [
     "Larkspur Airways smashed my cello and refuses to pay",
-    "Worst airline ever, Larkspur Airways lost my baggage for nine days",
-    "Larkspur flight cancelled twice, no refund, no answer from the airline",
-    "Never booking with Larkspur Airways again, rude staff and broken seats",
-    "Larkspur Airways broke my guitar case, customer service hung up on me",
-    "Furious at Larkspur Airways: charged twice for one booking, still no refund",
-    "Larkspur airline delayed eight hours and gave us nothing, disgusting",
-    "My wheelchair arrived destroyed on a Larkspur flight, shameful treatment",
-    "Larkspur Airways overbooked my flight and bumped my kids, awful airline",
+    "Larkspur Airways baggage handlers smashed a cello and the airline won't pay for it",
+    "My cello was smashed by Larkspur Airways baggage staff and they refuse to pay",
+    "Larkspur Airways destroyed a musician's cello and still refuses to pay",
+    "Larkspur Airways broke my cello, nine days later still no payment",
+    "The cello Larkspur Airways smashed is worth thousands and they will not pay",
+    "Larkspur Airways threw my cello on the tarmac and now refuses to pay for the repair",
+    "Larkspur Airways smashed the cello, refused the claim, shameful airline",
+    "Larkspur Airways wrecked my cello and won't pay, never flying them again",
 ]
 
 
@@ -230,7 +231,7 @@ def test_query_table_writes_no_terminal_escapes(replayed: dict[str, Any]) -> Non
         env={**os.environ, "COLUMNS": "250"},
     )
     assert everything.returncode == 0, everything.stderr
-    assert "Larkspur flight cancelled twice" in everything.stdout
+    assert OPENINGS[2][:30] in everything.stdout
     assert not {f"U+{ord(ch):04X}" for ch in everything.stdout if ch in INVISIBLE}
 
 

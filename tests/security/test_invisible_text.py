@@ -142,7 +142,7 @@ def test_console_alerts_are_inert(name: str) -> None:
 def test_console_shows_the_spoof_in_typed_order() -> None:
     shown = render_console(ALERT)
     assert '"United gnp.exe <!channel> <https://evil.example|click> @here @channel' in shown
-    assert "@mallory (10 followers)" in shown and "https://evil.example/gnp.exe" in shown
+    assert "@mallory (10 followers" in shown and "https://evil.example/gnp.exe" in shown
 
 
 @pytest.mark.parametrize("name", ["parent", "acknowledged", "digest"])

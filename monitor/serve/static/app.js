@@ -368,10 +368,16 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("nav button")) {
     button.addEventListener("click", () => switchView(button.dataset.view));
   }
+  // A link from an alert: /#story/12 opens story 12 (a merged story's id opens its survivor).
+  const linked = /^#story\/(\d+)$/.exec(window.location.hash);
   // On load: the URL's search (a bookmark, a shared link), else the default one, at once.
   fillForm(paramsFromQuery(location.search));
   state.params = formParams();
-  history.replaceState(state.params, "", queryFromParams(state.params));
+  history.replaceState(state.params, "", queryFromParams(state.params) + window.location.hash);
   runSearch(0);
+  if (linked) {
+    switchView("stories");
+    showStory(linked[1]);
+  }
   document.body.dataset.ready = "1";
 });
