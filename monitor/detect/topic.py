@@ -97,6 +97,6 @@ def single_threaded_blas() -> None:
     """
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:  # comes with scikit-learn; without it BLAS keeps its default
+    except ImportError:  # a dependency; should it be missing, BLAS keeps its default
         return
     threadpool_limits(limits=1, user_api="blas")
