@@ -132,7 +132,7 @@ Examples:
   uproar poll --source rss --dry-run | uproar group
 """,
 )
-@click.option("--input", "input_", type=click.File("r"), default="-", show_default=True,
+@click.option("-i", "--input", "input_", type=click.File("r"), default="-", show_default=True,
               help="Mentions as JSON lines (DESIGN.md shape), in time order; '-' is stdin.")
 @click.option("--brand-name", default=None,
               help="The brand's name, as in the config: its words are left out when comparing "
