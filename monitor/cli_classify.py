@@ -130,10 +130,18 @@ Output, one line per input line:
 def classify(
     models: tuple[str, ...], source: IO[str], all_languages: bool, batch_size: int
 ) -> None:
-    """Classify texts: sentiment (negative/neutral/positive) and complaint probability.
+    """Classify texts: sentiment (negative/neutral/positive), complaint probability and
+    complaint severity.
 
     Reads one text per line (a line that is a JSON object with a "text" key counts as that
-    text), writes one JSON object per input line, in order, as soon as each batch is done.
+    text), writes one JSON object per input line, in order, as soon as each batch is done:
+    {"sentiment": "negative", "scores": {...}, "complaint": 0.97, "severity": 3}. Severity is
+    0 (not a complaint, below complaint 0.5), then 1 no explicit reproach, 2 disapproval,
+    3 accusation, 4 blame; models without a severity head leave it out.
+
+    \b
+    Example:
+      echo "@larkspurair pay for the cello you broke!" | uproar classify
     """
     from models.loader import load_classifier
 
@@ -158,7 +166,7 @@ def _classify_batch(
     langs = [None if all_languages else detect_language(t) for t in batch]
     english = [i for i, lang in enumerate(langs) if lang in (None, "en")]
     out: list[dict[str, object]] = [
-        {"sentiment": None, "scores": None, "complaint": None, "lang": lang,
+        {"sentiment": None, "scores": None, "complaint": None, "severity": None, "lang": lang,
          "unclassified": "not English"}
         for lang in langs
     ]

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from models.base import SEVERITY_LEVELS, severity_words
 from monitor.alerts.rules import MENTION, USER_ID, mention_markup
 from monitor.untrusted import displayable
 
@@ -229,6 +230,17 @@ def _reasons(payload: Mapping[str, Any]) -> list[str]:
     return [f"• {mrkdwn(str(reason), MAX_REASON_CHARS)}" for reason in payload.get("reasons") or []]
 
 
+def complaint_severity_line(payload: Mapping[str, Any]) -> list[str]:
+    """"*Complaints:* mostly accusation (level 3 of 4)" when the quoted posts have a severity."""
+    level = payload.get("complaint_severity")
+    if not isinstance(level, int) or isinstance(level, bool):
+        return []
+    if not 0 <= level < len(SEVERITY_LEVELS):
+        return []
+    top = len(SEVERITY_LEVELS) - 1
+    return [f"*Complaints:* mostly {severity_words(level)} (level {level} of {top})"]
+
+
 def _section(text: str) -> dict[str, Any]:
     # verbatim: no auto-linking of bare URLs, #channel names or @mentions in what we pass.
     body = _cut_rendered(text, MAX_SECTION_TEXT)
@@ -346,6 +358,7 @@ def render_parent(
     summary = [
         f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} · *Status:* {_status(payload)}",
         _numbers(payload),
+        *complaint_severity_line(payload),
     ]
     if payload.get("signal_count", 1) > 1:
         summary.append(
@@ -408,6 +421,7 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     if previous and previous != payload.get("severity"):
         severity = f"{mrkdwn(str(previous))} → {severity}"
     lines = [f":chart_with_upwards_trend: *Update* · severity {severity}", _numbers(payload)]
+    lines.extend(complaint_severity_line(payload))
     lines.extend(_reasons(payload))
     cc = mentions(payload)
     if cc:

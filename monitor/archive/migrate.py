@@ -2,7 +2,7 @@
 
 The revisions live in ``monitor/archive/migrations/versions/`` (shipped with the package; no
 ``alembic.ini``). Their ids are the schema versions written with four digits, ``0001`` …
-``0005``, in one straight line, so ``SCHEMA_VERSION`` in ``schema.py`` is the head's number.
+``0006``, in one straight line, so ``SCHEMA_VERSION`` in ``schema.py`` is the head's number.
 
 :func:`upgrade` runs every pending revision in **one** transaction (SQLite and PostgreSQL both
 have transactional DDL) under a lock, so two daemons starting together never both migrate and a

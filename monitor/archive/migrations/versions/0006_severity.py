@@ -1,0 +1,29 @@
+"""Complaint severity with each mention (issue 14).
+
+Revision 0006 (schema version 6), after 0005. ``mentions.severity`` holds the classifier's
+complaint severity, 0 (not a complaint) to 4 (blame), NULL when the mention is unclassified or
+its model has no severity head (mentions archived before this revision stay NULL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    columns = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("mentions")}
+    if "severity" not in columns:
+        op.add_column("mentions", sa.Column("severity", sa.SmallInteger))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mentions") as batch:
+        batch.drop_column("severity")
