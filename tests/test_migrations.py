@@ -166,10 +166,15 @@ def test_archive_at_an_older_revision_upgrades_keeping_its_rows(
         assert archive.count_mentions() == 3
         assert len(archive.search("guitar")) == 3
         with archive.engine.connect() as connection:
-            # 0005 counted the rollup (and so the daily view) from the existing rows.
+            # 0005 counted the rollup (and so the daily view) from the existing rows (rows
+            # written straight into the tables after 0005 bypass the rollup, as no store() is).
             daily = connection.execute(text("SELECT mentions, complaints FROM "
                                             "daily_complaint_volume")).all()
-            assert [tuple(row) for row in daily] == [(3, 3)]
+            if revision < "0005":
+                assert [tuple(row) for row in daily] == [(3, 3)]
+            # 0006 added mentions.severity; rows from before it are not rated.
+            severity = connection.execute(text("SELECT severity FROM mentions")).all()
+            assert [tuple(row) for row in severity] == [(None,)] * 3
             assert schema_differences(connection) == []
 
 
