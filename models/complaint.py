@@ -171,6 +171,32 @@ def fit_logreg(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float) -> Head:
     )
 
 
+LEVELS = 5  # severity 0-4
+ABSENT = -30.0  # bias of a severity level no training row has: never predicted
+
+
+def fit_levels(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float) -> Head:
+    """A multinomial logistic regression over the severity levels, always with one output per
+    level 0-4 (a level missing from the training rows gets probability ~0)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=SEED)
+    model.fit(scaler.transform(x), y, sample_weight=w)
+    weight = np.zeros((x.shape[1], LEVELS))
+    bias = np.full(LEVELS, ABSENT)
+    classes = [int(k) for k in model.classes_]
+    if len(classes) == 2:  # one logit: softmax([0, z]) is sigmoid(z)
+        bias[classes[0]] = 0.0
+        weight[:, classes[1]], bias[classes[1]] = model.coef_[0], model.intercept_[0]
+    else:
+        for row, k in enumerate(classes):
+            weight[:, k], bias[k] = model.coef_[row], model.intercept_[row]
+    return Head(scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32),
+                [weight], [bias])
+
+
 def logit(head: Head, x: np.ndarray) -> np.ndarray:
     """The binary head's logit (before the sigmoid)."""
     z = (np.asarray(x, np.float32) - head.mean) / head.scale
@@ -248,7 +274,7 @@ def cross_validate(data: ComplaintData, fs: FeatureSet, spec: ComplaintSpec) -> 
         head_logits[h_te] = logit(head, fs.headlines[h_te])
         if spec.severity:
             known = s != NO_LABEL
-            severity[te] = fit_logreg(x[known], s[known], w[known], spec.c).predict_proba(
+            severity[te] = fit_levels(x[known], s[known], w[known], spec.c).predict_proba(
                 fs.tweets[te])
     calibration = None
     if spec.calibrate:
@@ -279,5 +305,5 @@ def fit_heads(
     severity = None
     if spec.severity:
         known = s != NO_LABEL
-        severity = fit_logreg(x[known], s[known], w[known], spec.c)
+        severity = fit_levels(x[known], s[known], w[known], spec.c)
     return complaint, severity

@@ -301,7 +301,6 @@ def train(
         settings = calibrate(settings, sent_train.texts)
         progress("calibrate int8", 1, 1)
     features = features or FeatureCache()
-    x_train = features.features(settings, sent_train.texts, progress, "embed sentiment train")
     x_dev = features.features(settings, sent_dev.texts, progress, "embed sentiment dev")
     x_comp = features.features(settings, comp.texts, progress, "embed complaints")
 
@@ -313,6 +312,8 @@ def train(
         dim = weight.shape[0]
         sentiment = Head(np.zeros(dim, np.float32), np.ones(dim, np.float32), [weight], [bias])
     else:
+        # The train split is embedded only for a head fitted here (the tuned one is not).
+        x_train = features.features(settings, sent_train.texts, progress, "embed sentiment train")
         sentiment = fit_head(x_train, sent_train.labels, recipe.sentiment)
     dev_pred = sentiment.predict_proba(x_dev).argmax(1)
     progress("fit sentiment head", 1, 1)

@@ -133,9 +133,11 @@ def test_classify_cli_text_lines() -> None:
     assert len(rows) == 3
     assert rows[0]["sentiment"] == "negative" and rows[0]["complaint"] > 0.5
     assert rows[2]["sentiment"] == "positive"
+    assert rows[0]["severity"] >= 1 and rows[2]["severity"] == 0
     for row in rows:
-        assert set(row) == {"sentiment", "scores", "complaint"}
+        assert set(row) == {"sentiment", "scores", "complaint", "severity"}
         assert set(row["scores"]) == set(SENTIMENTS)
+        assert (row["severity"] > 0) == (row["complaint"] >= 0.5)
 
 
 def test_classify_cli_leaves_other_languages_unclassified() -> None:
@@ -144,8 +146,8 @@ def test_classify_cli_leaves_other_languages_unclassified() -> None:
     assert result.exit_code == 0, result.output
     english, other = (json.loads(line) for line in result.output.splitlines())
     assert english["sentiment"] == "negative"
-    assert other == {"sentiment": None, "scores": None, "complaint": None, "lang": "fr",
-                     "unclassified": "not English"}
+    assert other == {"sentiment": None, "scores": None, "complaint": None, "severity": None,
+                     "lang": "fr", "unclassified": "not English"}
     forced = CliRunner().invoke(classify, ["--all-languages"], input=f"{french}\n")
     assert json.loads(forced.output)["sentiment"] in SENTIMENTS  # scored when asked to
 
@@ -213,6 +215,13 @@ def _write_tiny_data(root: Path) -> None:
         for i in range(5):
             w.writerow([f"@brand my order {i} never arrived, refund me", 1, "retail", 2, "", ""])
             w.writerow([f"@brand thanks for the quick help {i}", 0, "retail", 0, "", ""])
+    (root / "stories").mkdir()
+    with (root / "stories" / "news_headlines_dev.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "publisher", "category", "story", "hostname", "timestamp"])
+        for i in range(10):
+            w.writerow([i, f"Brand shares rise {i}% after results", "Wire", "b", f"s{i % 5}",
+                        "example.com", "2014-03-10T12:00:00Z"])
 
 
 def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
