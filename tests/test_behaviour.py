@@ -32,7 +32,7 @@ def test_the_suite_has_at_least_60_cases_in_every_group() -> None:
     rows = cases()
     assert len(rows) >= 60
     per_group = Counter(r["group"] for r in rows)
-    assert GROUPS <= set(per_group) and all(per_group[g] >= 5 for g in GROUPS)
+    assert set(per_group) >= GROUPS and all(per_group[g] >= 5 for g in GROUPS)
     assert all(r["complaint"] in {"0", "1"} for r in rows)
     assert all(r["sentiment"] in {"", *SENTIMENTS} for r in rows)
     assert len({r["text"] for r in rows}) == len(rows), "each case once"
