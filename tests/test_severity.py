@@ -15,7 +15,7 @@ from sqlalchemy import select
 from models.base import SEVERITY_LEVELS, Classification, parse_severity, severity_words
 from monitor.alerts import IncidentBook
 from monitor.alerts.incidents import add_complaint_severity
-from monitor.alerts.render import render_parent
+from monitor.alerts.render import render_console, render_parent
 from monitor.alerts.rules import AlertFacts, Matchers, Router
 from monitor.archive import Archive, schema
 from monitor.cli import cli
@@ -106,6 +106,8 @@ def test_an_alert_quotes_its_complaints_severity_in_words_and_routes_on_it(
 
         text = " ".join(all_texts(render_parent(parent_payload(incident)).blocks))
         assert "mostly accusation (level 3 of 4)" in text
+        console = render_console(parent_payload(incident))
+        assert "Complaints: mostly accusation (level 3 of 4)" in console
 
 
 def test_an_alert_without_rated_posts_says_nothing_about_severity(tmp_path: Path) -> None:

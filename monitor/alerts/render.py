@@ -550,6 +550,7 @@ def render_console(payload: Mapping[str, Any]) -> str:
         status = payload.get("status", "open")
         head = f"[{severity}] {brand}: complaints spiking ({incident}, {status})"
     lines = [head, "  " + _plain_numbers(payload)]
+    lines += ["  " + line.replace("*", "") for line in complaint_severity_line(payload)]
     lines += [f"  - {plain(str(r))}" for r in payload.get("reasons") or []]
     examples = list(payload.get("examples") or [])[:PARENT_EXAMPLES]
     if examples:
