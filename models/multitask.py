@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.brands import substitute_brands
+from models.encoder import MiniLM
 from models.finetune import (
     FinetuneSpec,
     _load_encoder,
@@ -122,13 +123,16 @@ class TaskData:
 class _MultiTuner(nn.Module):
     """Top encoder layers + one linear head per task, fed the frozen layers' cached output."""
 
-    def __init__(self, encoder: nn.Module, ft: FinetuneSpec, dropout: float) -> None:
+    def __init__(self, encoder: MiniLM, ft: FinetuneSpec, dropout: float) -> None:
         super().__init__()
         self.encoder = encoder
         self.ft = ft
         self.drop = nn.Dropout(dropout)
         dim = 384 * len(ft.pool_layers)
         self.heads = nn.ModuleDict({t: nn.Linear(dim, CLASSES[t]) for t in TASKS})
+
+    def head(self, task: str) -> nn.Linear:
+        return cast(nn.Linear, self.heads[task])
 
     @torch.inference_mode()
     def frozen_states(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -247,8 +251,8 @@ def train_multitask(
     model = _MultiTuner(encoder, ft, spec.dropout)
     if "head.weight" in init:  # start sentiment from the head trained with these layers
         with torch.no_grad():
-            model.heads["sentiment"].weight.copy_(init["head.weight"].float())
-            model.heads["sentiment"].bias.copy_(init["head.bias"].float())
+            model.head("sentiment").weight.copy_(init["head.weight"].float())
+            model.head("sentiment").bias.copy_(init["head.bias"].float())
     model.train()
     labels = {t: torch.as_tensor(getattr(data, t), dtype=torch.long) for t in TASKS}
     weights = {t: _class_weights(getattr(data, t), CLASSES[t]) for t in TASKS}
@@ -301,7 +305,8 @@ def train_multitask(
                 log(f"step {step}/{total} loss {loss.item():.4f} "
                     f"{time.perf_counter() - started:.0f}s")
     out = trained_only(encoder.state_dict(), ft)
-    for task, head in model.heads.items():
+    for task in TASKS:
+        head = model.head(task)
         out[f"{task}.weight"] = head.weight.detach().clone().contiguous()
         out[f"{task}.bias"] = head.bias.detach().clone().contiguous()
     return out
@@ -321,8 +326,8 @@ def predict(
                             strict=False)
     model = _MultiTuner(encoder, ft, 0.0)
     for task in TASKS:
-        model.heads[task].weight.data = state[f"{task}.weight"].float()
-        model.heads[task].bias.data = state[f"{task}.bias"].float()
+        model.head(task).weight.data = state[f"{task}.weight"].float()
+        model.head(task).bias.data = state[f"{task}.bias"].float()
     model.eval()
     keys = [normalize_tweet(t) for t in texts]
     cache.add(keys)
@@ -336,7 +341,7 @@ def predict(
             h = model.features(*cache.batch([keys[i] for i in rows]))
             out["features"][rows] = h.float().numpy()
             for task in TASKS:
-                logits = model.heads[task](h)
+                logits = model.head(task)(h)
                 out[task][rows] = torch.softmax(logits.float(), -1).numpy()
     return out
 
@@ -356,9 +361,9 @@ class CVResult:
     headline_complaint: np.ndarray  # (headline rows,) P(complaint)
     sentiment_dev: list[np.ndarray]  # per fold: (dev rows, 3), when dev texts were given
     # The same from logistic-regression heads refitted on each fold's fine-tuned features.
-    complaint_lr: np.ndarray | None = None
-    severity_lr: np.ndarray | None = None
-    headline_lr: np.ndarray | None = None
+    complaint_lr: np.ndarray
+    severity_lr: np.ndarray
+    headline_lr: np.ndarray
 
 
 HEADLINE_WEIGHT = 0.25  # a headline counts a quarter of a tweet in the logistic-regression heads
@@ -412,7 +417,8 @@ def cross_validate(
     """
     cache = StateCache(ft)
     n_c, n_h = len(complaints), len(headlines)
-    out = CVResult(np.zeros(n_c), np.zeros((n_c, 5)), np.zeros(n_h), [])
+    out = CVResult(np.zeros(n_c), np.zeros((n_c, 5)), np.zeros(n_h), [],
+                   np.zeros(n_c), np.zeros((n_c, 5)), np.zeros(n_h))
     pairs = fold_pairs(complaints.complaint, stories, folds, spec.seed)
     for k, (c_tr, c_te, h_tr, h_te) in enumerate(pairs):
         train = TaskData.concat([sentiment, complaints.subset(c_tr), headlines.subset(h_tr)])
@@ -429,9 +435,6 @@ def cross_validate(
         out.headline_complaint[h_te] = probs["complaint"][nc:nt, 1]
         if dev_texts:
             out.sentiment_dev.append(probs["sentiment"][nt : nt + nd])
-        if out.complaint_lr is None:
-            out.complaint_lr, out.severity_lr = np.zeros(n_c), np.zeros((n_c, 5))
-            out.headline_lr = np.zeros(n_h)
         x_seen = probs["features"][nt + nd :]
         y_seen = np.r_[complaints.complaint[c_tr], np.zeros(len(h_tr), np.int64)]
         w_seen = np.r_[np.ones(len(c_tr)), np.full(len(h_tr), HEADLINE_WEIGHT)]
@@ -442,7 +445,6 @@ def cross_validate(
         s_seen = np.r_[complaints.severity[c_tr], np.zeros(len(h_tr), np.int64)]
         keep = s_seen != NO_LABEL
         sev_head = fit_logreg(x_seen[keep], s_seen[keep], w_seen[keep])
-        assert out.severity_lr is not None
         out.severity_lr[c_te] = sev_head(probs["features"][:nc])
         if progress:
             progress("complaint CV (fine-tune per fold)", k + 1, folds)
