@@ -137,3 +137,28 @@ def test_stats_counts_complaints_per_severity_level(tmp_path: Path) -> None:
     assert any("4 blame 2 33%" in line for line in lines), out.output
     assert any("3 accusation 1 17%" in line for line in lines), out.output
     assert any("not rated 1 17%" in line for line in lines), out.output
+
+
+def test_the_dashboard_api_counts_accusing_and_blaming_complaints(tmp_path: Path) -> None:
+    import httpx
+
+    from monitor.serve import create_app
+    from tests.test_serve import Server
+
+    with Archive(f"sqlite:///{tmp_path / 'a.db'}") as archive:
+        levels = [4, 3, 3, 2, 1, None]
+        batch = [rated(str(i), level) for i, level in enumerate(levels)]
+        batch.append(rated("9", 4, complaint=0.3))  # below the threshold: not a complaint
+        archive.store(batch, fetched_at=T0)
+        server = Server(create_app(archive, clock=SimulatedClock(T0 + timedelta(days=1))))
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                rows = http.get("/api/stats/sentiment", params={"by": "day"}).json()
+                items = http.get("/api/mentions", params={"limit": 50}).json()["items"]
+                mention_id = next(m["id"] for m in items if m["source_id"] == "0")
+                detail = http.get(f"/api/mentions/{mention_id}").json()
+        finally:
+            server.close()
+    assert sum(r["severe_complaints"] for r in rows) == 3
+    assert sum(r["negative"] for r in rows) == 7
+    assert detail["classification"]["severity"] == 4
