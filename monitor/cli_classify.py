@@ -188,7 +188,8 @@ Example:
     envvar="UPROAR_DATA",
     show_default=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder with sentiment/semeval2013-2016.csv and complaints/train.csv "
+    help="Folder with sentiment/semeval2013-2016.csv, complaints/train.csv and "
+    "stories/news_headlines_dev.csv (news headlines: the complaint head's hard negatives) "
     "(or set UPROAR_DATA).",
 )
 @click.option(
@@ -203,8 +204,9 @@ def train(data_dir: Path, out_dir: Path | None) -> None:
 
     When the recipe fine-tunes MiniLM-L6's layers, that runs first on the SemEval train split
     (minutes with bf16 on an AVX-512 BF16 CPU, about an hour without); then the heads are
-    fitted. Sentiment is scored on the dev split (macro recall, %); complaint by 5-fold
-    cross-validation (macro-F1), then fitted on all rows. Fine-tuned layers and embeddings are
+    fitted. Sentiment is scored on the dev split (macro recall, %); complaint and severity by
+    5-fold cross-validation (macro-F1; headlines called complaints with whole stories held
+    out), then fitted on all rows. Fine-tuned layers and embeddings are
     cached in ~/.cache/uproar, so a second run takes about a minute.
     """
     from rich.console import Console

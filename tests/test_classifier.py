@@ -236,15 +236,35 @@ def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
         lambda stage, done, total: stages.append(stage),
         features=FeatureCache(tmp_path / "cache"),
     )
-    assert set(scores) >= {"sentiment_macro_recall_dev", "complaint_macro_f1_cv5"}
+    assert set(scores) >= {"sentiment_macro_recall_dev", "complaint_macro_f1_cv5",
+                           "headlines_as_complaints_pct", "severity_macro_f1_cv5"}
     assert "fit sentiment head" in stages
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["heads"]["complaint"]["kind"] == "logreg+negatives"
+    assert meta["calibration"]["threshold"] == 0.5 and len(meta["calibration"]["platt"]) == 2
     assert meta["name"] == "uproar-minilm" and meta["labels"] == list(SENTIMENTS)
     model = load_classifier(str(tmp_path / "model"))
     assert model.version == meta["version"]
     assert model.classify(["worst service ever, I hate it"])[0].sentiment == "negative"
     again = evaluate(model, tmp_path / "data")
     assert again["sentiment_macro_recall_dev"] == scores["sentiment_macro_recall_dev"]
+    assert again["headlines_as_complaints_pct"] == scores["headlines_as_complaints_pct"]
+    assert model.classify(["@brand my order never arrived, refund me"])[0].severity in range(5)
+
+
+def test_brand_names_are_swapped_for_other_brands_not_other_words() -> None:
+    import random
+
+    from models.brands import BRANDS, substitute_brands
+
+    rng = random.Random(0)
+    swapped = substitute_brands("United lost my bag, then Delta lost it again", rng, 1.0)
+    assert "United" not in swapped and "Delta" not in swapped
+    assert sum(b in swapped for b in BRANDS) >= 2
+    assert substitute_brands("Flights from the United States", rng, 1.0) == (
+        "Flights from the United States")
+    assert substitute_brands("a united front", rng, 1.0) == "a united front"  # case matters
+    assert substitute_brands("United lost my bag", rng, 0.0) == "United lost my bag"
 
 
 @needs_data
