@@ -106,13 +106,13 @@ class TaskData:
     def make(
         texts: Sequence[str],
         *,
-        sentiment: Sequence[int] | None = None,
-        complaint: Sequence[int] | None = None,
-        severity: Sequence[int] | None = None,
+        sentiment: Sequence[int] | np.ndarray | None = None,
+        complaint: Sequence[int] | np.ndarray | None = None,
+        severity: Sequence[int] | np.ndarray | None = None,
     ) -> TaskData:
         n = len(texts)
 
-        def col(values: Sequence[int] | None) -> np.ndarray:
+        def col(values: Sequence[int] | np.ndarray | None) -> np.ndarray:
             if values is None:
                 return np.full(n, NO_LABEL, dtype=np.int64)
             return np.asarray(values, dtype=np.int64)
@@ -459,3 +459,75 @@ def cross_validate(
             log(f"fold {k}: complaint macro-F1 {f1:.4f}, headlines called complaints {fp:.2%}; "
                 f"logreg heads {f1_lr:.4f}, {fp_lr:.2%}")
     return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - experiments
+    """Cross-validate one multi-task recipe, as recorded in models/README.md:
+
+        python -m models.multitask --data ../shared/data --lr 1e-4 --epochs 3 --sentiment-rows 3000
+
+    Starts from the bundled sentiment-tuned layers (and its tuned sentiment head), fine-tunes
+    inside each of the 5 folds and prints complaint macro-F1, headlines called complaints,
+    severity macro-F1 / Spearman (tuned heads, and logistic regressions refitted on each fold's
+    fine-tuned features) and each fold model's sentiment dev macro-recall. One thread: on a
+    shared 2-core machine two OpenMP threads ran ~6x slower per step.
+    """
+    import argparse
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from scipy.stats import spearmanr
+    from sklearn.metrics import f1_score
+
+    from models import complaint as complaint_heads
+    from models.minilm import BUNDLED_DIR
+    from models.train import COMPLAINTS_CSV, DEFAULT_RECIPE, load_sentiment, macro_recall
+
+    parser = argparse.ArgumentParser(description=main.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    for name, value in asdict(MultitaskSpec()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args(argv)
+    spec = MultitaskSpec(**{k: getattr(args, k) for k in asdict(MultitaskSpec())})
+    torch.set_num_threads(1)
+    data = complaint_heads.load(args.data, COMPLAINTS_CSV)
+    tweets = TaskData.make(data.texts, complaint=data.labels, severity=data.severity)
+    heads = TaskData.make(data.headlines, complaint=[0] * len(data.headlines),
+                          severity=[0] * len(data.headlines))
+    train_set, dev = load_sentiment(args.data, "train"), load_sentiment(args.data, "dev")
+    pick = sorted(np.random.default_rng(0).choice(len(train_set.texts), spec.sentiment_rows,
+                                                  replace=False)) if spec.sentiment_rows else []
+    sentiment = TaskData.make([train_set.texts[i] for i in pick],
+                              sentiment=train_set.labels[pick])
+    init = {k: v.float() for k, v in load_file(str(BUNDLED_DIR / "encoder-layers.safetensors"))
+            .items()}
+    with np.load(BUNDLED_DIR / "heads.npz") as npz:
+        init["head.weight"] = torch.tensor(npz["sentiment.w0"].T.copy())
+        init["head.bias"] = torch.tensor(npz["sentiment.b0"].copy())
+    ft = DEFAULT_RECIPE.finetune or FinetuneSpec()
+    started = time.perf_counter()
+    r = cross_validate(tweets, heads, data.stories, sentiment, init, ft=ft, spec=spec,
+                       dev_texts=dev.texts, log=lambda m: print(m, flush=True))
+    known = data.severity != NO_LABEL
+    levels = np.arange(5)
+    out: dict[str, Any] = {"spec": spec.to_json(), "seconds": round(time.perf_counter() - started)}
+    for name, comp, head, sev in (("tuned", r.complaint, r.headline_complaint, r.severity),
+                                  ("logreg", r.complaint_lr, r.headline_lr, r.severity_lr)):
+        out[name] = {
+            "complaint_macro_f1": round(float(f1_score(data.labels, comp >= 0.5,
+                                                       average="macro")), 4),
+            "headlines_pct": round(100 * float(np.mean(head >= 0.5)), 2),
+            "severity_macro_f1": round(float(f1_score(data.severity[known],
+                                                      sev[known].argmax(1), average="macro")), 4),
+            "severity_spearman": round(float(spearmanr(data.severity[known],
+                                                       sev[known] @ levels).statistic), 4),
+        }
+    out["sentiment_dev_per_fold"] = [round(100 * macro_recall(dev.labels, d.argmax(1), 3), 2)
+                                     for d in r.sentiment_dev]
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
