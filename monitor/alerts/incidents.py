@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Connection, CursorResult, RowMapping
 
 from monitor.alerts.rules import (
@@ -129,12 +129,15 @@ def add_complaint_severity(conn: Connection, summary: dict[str, Any]) -> int | N
     ``complaint_severity``, and the alert's: the median level of those complaints, the higher
     of the two middle ones) and return the alert's; None when no quoted post has one."""
     examples = summary.get("examples") or []
-    ids = {str(e.get("source_id")) for e in examples}
-    if not ids:
+    keys = sorted({(str(e.get("source")), str(e.get("source_id"))) for e in examples})
+    if not keys:
         return None
     t = schema.mentions
+    # (source, source_id) pairs: each one a lookup in the unique index, however big the archive.
     rows = conn.execute(
-        select(t.c.source, t.c.source_id, t.c.severity).where(t.c.source_id.in_(sorted(ids)))
+        select(t.c.source, t.c.source_id, t.c.severity).where(
+            or_(*(and_(t.c.source == source, t.c.source_id == sid) for source, sid in keys))
+        )
     ).all()
     found = {(r.source, r.source_id): r.severity for r in rows if r.severity is not None}
     levels = []
