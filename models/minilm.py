@@ -28,6 +28,7 @@ META_FILE = "meta.json"
 HEADS_FILE = "heads.npz"
 LAYERS_FILE = "encoder-layers.safetensors"  # fine-tuned encoder layers, float16
 RANGES_PREFIX = "encoder.range."  # heads.npz: int8 calibration, [min, max] per Linear input
+SEVERITY_GATE = 0.5  # complaint probability from which a text gets a severity level above 0
 TOPIC_CACHE_SIZE = 1024  # story embeddings (see MiniLMClassifier.embed): reshares only
 
 
@@ -122,6 +123,7 @@ class MiniLMClassifier(Classifier):
         sentiment: Head,
         complaint: Head,
         *,
+        severity: Head | None = None,
         name: str = "uproar-minilm",
         version: str = "0",
         labels: Sequence[str] = SENTIMENTS,
@@ -133,6 +135,7 @@ class MiniLMClassifier(Classifier):
         self.settings = settings
         self.sentiment = sentiment
         self.complaint = complaint
+        self.severity = severity
         self.name = name
         self.version = version
         self.labels = tuple(labels)
@@ -172,14 +175,32 @@ class MiniLMClassifier(Classifier):
     def classify_features(self, x: np.ndarray) -> list[Classification]:
         sent = self.sentiment.predict_proba(x)
         comp = self.complaint.predict_proba(x)[:, 1]
+        levels = (
+            severity_levels(self.severity.predict_proba(x), comp)
+            if self.severity is not None
+            else [None] * len(comp)
+        )
         out = []
-        for p, c in zip(sent.tolist(), comp.tolist(), strict=True):
+        for p, c, level in zip(sent.tolist(), comp.tolist(), levels, strict=True):
             scores: dict[str, float] = {
                 label: float(p[self.labels.index(label)]) for label in SENTIMENTS
             }
             best = max(SENTIMENTS, key=scores.__getitem__)
-            out.append(Classification(sentiment=best, scores=scores, complaint=float(c)))
+            out.append(
+                Classification(sentiment=best, scores=scores, complaint=float(c), severity=level)
+            )
         return out
+
+
+def severity_levels(probs: np.ndarray, complaint: np.ndarray) -> list[int]:
+    """Severity per text: 0 below the complaint threshold, else the likeliest of levels 1-4.
+
+    The severity head sees few complaints per level, so it decides only *how* severe; whether
+    there is a complaint at all is the complaint head's call (calibrated on far more data), and
+    the two never contradict each other.
+    """
+    graded = probs[:, 1:].argmax(1) + 1
+    return [int(g) if c >= SEVERITY_GATE else 0 for g, c in zip(graded, complaint, strict=True)]
 
 
 def is_bundle(folder: Path) -> bool:
@@ -193,9 +214,12 @@ def save_bundle(
     sentiment: Head,
     complaint: Head,
     meta: dict[str, Any],
+    severity: Head | None = None,
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {**sentiment.to_arrays("sentiment"), **complaint.to_arrays("complaint")}
+    if severity is not None:
+        arrays.update(severity.to_arrays("severity"))
     arrays.update(
         {RANGES_PREFIX + k: np.asarray(v, np.float32) for k, v in settings.ranges.items()}
     )
@@ -231,6 +255,9 @@ def load_bundle(folder: Path = BUNDLED_DIR, *, batch_size: int = 64) -> MiniLMCl
             arrays = {k: npz[k] for k in npz.files}
         sentiment = Head.from_arrays(arrays, "sentiment")
         complaint = Head.from_arrays(arrays, "complaint")
+        severity = (
+            Head.from_arrays(arrays, "severity") if "severity.w0" in arrays else None
+        )
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(
             f"cannot read {folder / HEADS_FILE}: {e}; retrain with: uproar train"
@@ -247,6 +274,7 @@ def load_bundle(folder: Path = BUNDLED_DIR, *, batch_size: int = 64) -> MiniLMCl
         settings,
         sentiment,
         complaint,
+        severity=severity,
         name=str(meta.get("name", "uproar-minilm")),
         version=str(meta.get("version", "0")),
         labels=meta.get("labels", SENTIMENTS),

@@ -203,6 +203,9 @@ def stats(
             volume = analyst_stats.volume(conn, f, by, threshold)  # type: ignore[arg-type]
             authors = analyst_stats.top_authors(conn, f, threshold) if fmt == "table" else []
             incidents = analyst_stats.top_incidents(conn, f) if fmt == "table" else []
+            severity = (
+                analyst_stats.complaint_severity(conn, f, threshold) if fmt == "table" else []
+            )
             heard = any(r.mentions for r in volume)
             empty = None if heard else _explain_empty(conn, f, opts)
     if empty:
@@ -216,7 +219,9 @@ def stats(
         report.write_volume_jsonl(volume, out)
     else:
         console = Console(file=out)
-        report.render_stats(console, by, volume, authors, incidents)  # type: ignore[arg-type]
+        report.render_stats(
+            console, by, volume, authors, incidents, severity  # type: ignore[arg-type]
+        )
 
 
 @click.command("export")

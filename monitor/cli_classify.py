@@ -122,13 +122,21 @@ Output, one line per input line:
 def classify(
     models: tuple[str, ...], source: IO[bytes], all_languages: bool, batch_size: int
 ) -> None:
-    """Classify texts: sentiment (negative/neutral/positive) and complaint probability.
+    """Classify texts: sentiment (negative/neutral/positive), complaint probability and
+    complaint severity.
 
     Reads UTF-8 text, one text per line (a line that is a JSON object counts as its "text"),
     writes one JSON object per text, in order, as soon as each batch is done. Blank lines are
     skipped; binary input, or a JSON line without "text", stops with a one-line error naming
     the line (results already written stay); a text longer than the model reads is cut, with
     a note on stderr; an input without any text is an error.
+    Each object: {"sentiment": "negative", "scores": {...}, "complaint": 0.97, "severity": 3}.
+    Severity is 0 (not a complaint, below complaint 0.5), then 1 no explicit reproach,
+    2 disapproval, 3 accusation, 4 blame; models without a severity head leave it out.
+
+    \b
+    Example:
+      echo "@larkspurair pay for the cello you broke!" | uproar classify
     """
     from models.loader import load_classifier
 
@@ -158,7 +166,7 @@ def _classify_batch(
     langs = [None if all_languages else detect_language(t) for t in batch]
     english = [i for i, lang in enumerate(langs) if lang in (None, "en")]
     out: list[dict[str, object]] = [
-        {"sentiment": None, "scores": None, "complaint": None, "lang": lang,
+        {"sentiment": None, "scores": None, "complaint": None, "severity": None, "lang": lang,
          "unclassified": "not English"}
         for lang in langs
     ]
@@ -180,7 +188,8 @@ Example:
     envvar="UPROAR_DATA",
     show_default=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder with sentiment/semeval2013-2016.csv and complaints/train.csv "
+    help="Folder with sentiment/semeval2013-2016.csv, complaints/train.csv and "
+    "stories/news_headlines_dev.csv (news headlines: the complaint head's hard negatives) "
     "(or set UPROAR_DATA).",
 )
 @click.option(
@@ -195,8 +204,9 @@ def train(data_dir: Path, out_dir: Path | None) -> None:
 
     When the recipe fine-tunes MiniLM-L6's layers, that runs first on the SemEval train split
     (minutes with bf16 on an AVX-512 BF16 CPU, about an hour without); then the heads are
-    fitted. Sentiment is scored on the dev split (macro recall, %); complaint by 5-fold
-    cross-validation (macro-F1), then fitted on all rows. Fine-tuned layers and embeddings are
+    fitted. Sentiment is scored on the dev split (macro recall, %); complaint and severity by
+    5-fold cross-validation (macro-F1; headlines called complaints with whole stories held
+    out), then fitted on all rows. Fine-tuned layers and embeddings are
     cached in ~/.cache/uproar, so a second run takes about a minute.
     """
     from rich.console import Console

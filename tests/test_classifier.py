@@ -135,9 +135,11 @@ def test_classify_cli_text_lines() -> None:
     assert len(rows) == 2  # the blank line holds no text: skipped
     assert rows[0]["sentiment"] == "negative" and rows[0]["complaint"] > 0.5
     assert rows[1]["sentiment"] == "positive"
+    assert rows[0]["severity"] >= 1 and rows[1]["severity"] == 0
     for row in rows:
-        assert set(row) == {"sentiment", "scores", "complaint"}
+        assert set(row) == {"sentiment", "scores", "complaint", "severity"}
         assert set(row["scores"]) == set(SENTIMENTS)
+        assert (row["severity"] > 0) == (row["complaint"] >= 0.5)
 
 
 def test_classify_cli_leaves_other_languages_unclassified() -> None:
@@ -146,8 +148,8 @@ def test_classify_cli_leaves_other_languages_unclassified() -> None:
     assert result.exit_code == 0, result.output
     english, other = (json.loads(line) for line in result.output.splitlines())
     assert english["sentiment"] == "negative"
-    assert other == {"sentiment": None, "scores": None, "complaint": None, "lang": "fr",
-                     "unclassified": "not English"}
+    assert other == {"sentiment": None, "scores": None, "complaint": None, "severity": None,
+                     "lang": "fr", "unclassified": "not English"}
     forced = CliRunner().invoke(classify, ["--all-languages"], input=f"{french}\n")
     assert json.loads(forced.output)["sentiment"] in SENTIMENTS  # scored when asked to
 
@@ -215,6 +217,13 @@ def _write_tiny_data(root: Path) -> None:
         for i in range(5):
             w.writerow([f"@brand my order {i} never arrived, refund me", 1, "retail", 2, "", ""])
             w.writerow([f"@brand thanks for the quick help {i}", 0, "retail", 0, "", ""])
+    (root / "stories").mkdir()
+    with (root / "stories" / "news_headlines_dev.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "title", "publisher", "category", "story", "hostname", "timestamp"])
+        for i in range(10):
+            w.writerow([i, f"Brand shares rise {i}% after results", "Wire", "b", f"s{i % 5}",
+                        "example.com", "2014-03-10T12:00:00Z"])
 
 
 def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
@@ -229,15 +238,35 @@ def test_train_writes_a_loadable_bundle(tmp_path: Path) -> None:
         lambda stage, done, total: stages.append(stage),
         features=FeatureCache(tmp_path / "cache"),
     )
-    assert set(scores) >= {"sentiment_macro_recall_dev", "complaint_macro_f1_cv5"}
+    assert set(scores) >= {"sentiment_macro_recall_dev", "complaint_macro_f1_cv5",
+                           "headlines_as_complaints_pct", "severity_macro_f1_cv5"}
     assert "fit sentiment head" in stages
     meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert meta["heads"]["complaint"]["kind"] == "logreg+negatives"
+    assert meta["calibration"]["threshold"] == 0.5 and len(meta["calibration"]["platt"]) == 2
     assert meta["name"] == "uproar-minilm" and meta["labels"] == list(SENTIMENTS)
     model = load_classifier(str(tmp_path / "model"))
     assert model.version == meta["version"]
     assert model.classify(["worst service ever, I hate it"])[0].sentiment == "negative"
     again = evaluate(model, tmp_path / "data")
     assert again["sentiment_macro_recall_dev"] == scores["sentiment_macro_recall_dev"]
+    assert again["headlines_as_complaints_pct"] == scores["headlines_as_complaints_pct"]
+    assert model.classify(["@brand my order never arrived, refund me"])[0].severity in range(5)
+
+
+def test_brand_names_are_swapped_for_other_brands_not_other_words() -> None:
+    import random
+
+    from models.brands import BRANDS, substitute_brands
+
+    rng = random.Random(0)
+    swapped = substitute_brands("United lost my bag, then Delta lost it again", rng, 1.0)
+    assert "United" not in swapped and "Delta" not in swapped
+    assert sum(b in swapped for b in BRANDS) >= 2
+    assert substitute_brands("Flights from the United States", rng, 1.0) == (
+        "Flights from the United States")
+    assert substitute_brands("a united front", rng, 1.0) == "a united front"  # case matters
+    assert substitute_brands("United lost my bag", rng, 0.0) == "United lost my bag"
 
 
 @needs_data

@@ -172,6 +172,9 @@ def test_archive_at_an_older_revision_upgrades_keeping_its_rows(
                                             "daily_complaint_volume")).all()
             if revision < "0005":
                 assert [tuple(row) for row in daily] == [(3, 3)]
+            # 0008 added mentions.severity; rows from before it are not rated.
+            severity = connection.execute(text("SELECT severity FROM mentions")).all()
+            assert [tuple(row) for row in severity] == [(None,)] * 3
             assert schema_differences(connection) == []
 
 

@@ -274,7 +274,9 @@ def test_the_commented_example_policy_in_config_yaml_is_valid(tmp_path: Path) ->
     assert set(alerts.policies) == {"pr-team", "execs"}
     assert alerts.webhooks["ops"].url == "https://hooks.example.com/uproar"
     assert alerts.smtp.host == "smtp.example.com" and alerts.smtp.sender == "uproar@example.com"
-    assert [r.name for r in alerts.routes] == ["critical-to-execs", "everything"]
+    assert [r.name for r in alerts.routes] == [
+        "critical-to-execs", "accusations-to-execs", "everything"]
+    assert alerts.routes[1].match.complaint_severity_min == 3
     assert alerts.silences[0].reason == "merger announcement"
 
 

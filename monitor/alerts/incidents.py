@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.engine import Connection, CursorResult, RowMapping
 
 from monitor.alerts.rules import (
@@ -137,13 +137,45 @@ def signal_summary(signal: Signal) -> dict[str, Any]:
     }
 
 
-def facts_of(signal: Signal) -> AlertFacts:
-    """What routes match on: brand, severity, signal kind and the quoted posts' sources."""
+def facts_of(signal: Signal, complaint_severity: int | None = None) -> AlertFacts:
+    """What routes match on: brand, severity, signal kind, the quoted posts' sources and their
+    complaint severity (see ``add_complaint_severity``)."""
     sources = {e.source for e in signal.examples}
     extra = getattr(signal, "source", None)  # a signal about one source's story, if it says so
     if isinstance(extra, str) and extra:
         sources.add(extra)
-    return AlertFacts(signal.brand, signal.severity, signal.kind, tuple(sorted(sources)))
+    return AlertFacts(
+        signal.brand, signal.severity, signal.kind, tuple(sorted(sources)), complaint_severity
+    )
+
+
+def add_complaint_severity(conn: Connection, summary: dict[str, Any]) -> int | None:
+    """Read the archived complaint severity of each quoted post into ``summary`` (each example's
+    ``complaint_severity``, and the alert's: the median level of those complaints, the higher
+    of the two middle ones) and return the alert's; None when no quoted post has one."""
+    examples = summary.get("examples") or []
+    keys = sorted({(str(e.get("source")), str(e.get("source_id"))) for e in examples})
+    if not keys:
+        return None
+    t = schema.mentions
+    # (source, source_id) pairs: each one a lookup in the unique index, however big the archive.
+    rows = conn.execute(
+        select(t.c.source, t.c.source_id, t.c.severity).where(
+            or_(*(and_(t.c.source == source, t.c.source_id == sid) for source, sid in keys))
+        )
+    ).all()
+    found = {(r.source, r.source_id): r.severity for r in rows if r.severity is not None}
+    levels = []
+    for example in examples:
+        level = found.get((example.get("source"), str(example.get("source_id"))))
+        if level is not None:
+            example["complaint_severity"] = int(level)
+            levels.append(int(level))
+    if not levels:
+        return None
+    level = sorted(levels)[len(levels) // 2]
+    summary["complaint_severity"] = level
+    return level
 
 
 def title_for(signal: Signal) -> str:
@@ -259,7 +291,7 @@ class IncidentBook:
     def _open(self, conn: Connection, signal: Signal) -> RecordedAlert:
         now = self.clock.now()
         summary = signal_summary(signal)
-        decision = self._decide(conn, signal, now)
+        decision = self._decide(conn, signal, now, add_complaint_severity(conn, summary))
         muted = self._muted_by(conn, signal, decision)
         state = {
             "summary": summary,
@@ -291,8 +323,11 @@ class IncidentBook:
 
     # -- routing -----------------------------------------------------------------------------------
 
-    def _decide(self, conn: Connection, signal: Signal, now: datetime) -> Decision:
-        return self.router.decide(facts_of(signal), now, active_silences(conn, now))
+    def _decide(
+        self, conn: Connection, signal: Signal, now: datetime, complaint_severity: int | None
+    ) -> Decision:
+        facts = facts_of(signal, complaint_severity)
+        return self.router.decide(facts, now, active_silences(conn, now))
 
     def _muted_by(
         self, conn: Connection, signal: Signal, decision: Decision, *, exclude: int = 0
@@ -408,6 +443,7 @@ class IncidentBook:
     def _join(self, conn: Connection, incident: RowMapping, signal: Signal) -> RecordedAlert:
         now = self.clock.now()
         summary = signal_summary(signal)
+        complaint_severity = add_complaint_severity(conn, summary)
         state = dict(incident["state"] or {})
         route = dict(state.get("route") or {})
         if route.get("muted"):
@@ -437,7 +473,7 @@ class IncidentBook:
             )
         )
         signal_id = self._insert_signal(conn, incident["id"], signal, summary)
-        decision = self._decide(conn, signal, now)
+        decision = self._decide(conn, signal, now, complaint_severity)
         if decision.quiet_until is None:
             self._release_held(conn, incident["id"], now)  # e.g. a warning turned critical
         mentions: list[str] = []
@@ -471,7 +507,7 @@ class IncidentBook:
         """A signal for an incident nothing was sent for: announce it once no longer muted."""
         now = self.clock.now()
         summary = signal_summary(signal)
-        decision = self._decide(conn, signal, now)
+        decision = self._decide(conn, signal, now, add_complaint_severity(conn, summary))
         others = self._muted_by(conn, signal, decision, exclude=incident["id"])
         state["summary"] = summary
         state["signal_count"] = int(state.get("signal_count", 1)) + 1

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from models.base import SEVERITY_LEVELS, severity_words
 from monitor.alerts.rules import MENTION, USER_ID, mention_markup
 from monitor.detect.stories import text_key
 from monitor.untrusted import displayable
@@ -315,6 +316,17 @@ def _reasons(payload: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def complaint_severity_line(payload: Mapping[str, Any]) -> list[str]:
+    """"*Complaints:* mostly accusation (level 3 of 4)" when the quoted posts have a severity."""
+    level = payload.get("complaint_severity")
+    if not isinstance(level, int) or isinstance(level, bool):
+        return []
+    if not 0 <= level < len(SEVERITY_LEVELS):
+        return []
+    top = len(SEVERITY_LEVELS) - 1
+    return [f"*Complaints:* mostly {severity_words(level)} (level {level} of {top})"]
+
+
 def _section(text: str) -> dict[str, Any]:
     # verbatim: no auto-linking of bare URLs, #channel names or @mentions in what we pass.
     body = _cut_rendered(text, MAX_SECTION_TEXT)
@@ -463,6 +475,7 @@ def render_parent(
         _numbers(payload),
         f"*Severity:* {mrkdwn(str(payload.get('severity', '?')))} — "
         f"{mrkdwn(severity_reason(payload))} · *Status:* {_status(payload)}",
+        *complaint_severity_line(payload),
     ]
     peak = payload.get("peak_count")
     if payload.get("signal_count", 1) > 1 and peak and peak != payload.get("count"):
@@ -534,6 +547,7 @@ def render_reply(payload: Mapping[str, Any], *, max_examples: int = REPLY_EXAMPL
     told = changes(payload)
     if told:
         lines.append("*Since the last message:* " + mrkdwn("; ".join(told), MAX_REASON_CHARS))
+    lines.extend(complaint_severity_line(payload))
     lines.extend(_reasons(payload))
     cc = mentions(payload)
     if cc:
@@ -679,6 +693,7 @@ def render_console(payload: Mapping[str, Any]) -> str:
     if payload.get("story_title"):
         head += f": “{plain(str(payload['story_title']))}”"
     lines = [head, "  " + _plain_numbers(payload)]
+    lines += ["  " + line.replace("*", "") for line in complaint_severity_line(payload)]
     if payload.get("kind") == "update":
         lines += [f"  since the last message: {plain(c)}" for c in changes(payload)]
     lines += [f"  - {plain(r)}" for r in shown_reasons(payload)]

@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.base import parse_severity, severity_words
 from monitor.durations import format_duration, parse_duration
 from monitor.signals import SEVERITY_RANK
 
@@ -39,6 +40,9 @@ SeverityName = Literal["info", "warning", "critical"]
 
 # What a matcher may look at; "source" matches when any quoted post came from that source.
 MATCH_KEYS = ("brand", "severity", "signal", "source")
+# The alert's complaint severity (0-4, models.base.SEVERITY_LEVELS): the median level of the
+# complaints it quotes; ``complaint_severity_min: 3`` (or ``accusation``) routes on it.
+FACT_KEYS = (*MATCH_KEYS, "complaint_severity")
 # Slack user ids (U…/W…), user group ids (S…), or the special mentions here/channel.
 MENTION = re.compile(r"^(@?(here|channel)|[UWS][A-Z0-9]{2,30})$")
 USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
@@ -74,6 +78,13 @@ class Matchers(_Rule):
     severity: MatchValues | None = None
     signal: MatchValues | None = None
     source: MatchValues | None = None
+    # Complaint severity from this level up (0-4 or its words: disapproval, accusation, blame).
+    complaint_severity_min: int | None = None
+
+    @field_validator("complaint_severity_min", mode="before")
+    @classmethod
+    def _complaint_level(cls, value: Any) -> int | None:
+        return None if value is None else parse_severity(value)
 
     @field_validator("severity")
     @classmethod
@@ -93,6 +104,10 @@ class Matchers(_Rule):
                     return False
             elif getattr(facts, key) not in wanted:
                 return False
+        if self.complaint_severity_min is not None:
+            level = facts.complaint_severity
+            if level is None or level < self.complaint_severity_min:
+                return False
         return True
 
     def describe(self) -> str:
@@ -101,6 +116,9 @@ class Matchers(_Rule):
             for key in MATCH_KEYS
             if getattr(self, key) is not None
         ]
+        if self.complaint_severity_min is not None:
+            level = self.complaint_severity_min
+            parts.append(f"complaint_severity>={level} ({severity_words(level)})")
         return ", ".join(parts) or "anything"
 
 
@@ -351,16 +369,18 @@ class AlertFacts:
     severity: str
     signal: str
     sources: tuple[str, ...] = ()
+    complaint_severity: int | None = None  # 0-4; None when the classifier gives none
 
     @classmethod
     def parse(cls, text: str) -> AlertFacts:
-        """``brand=acme,severity=warning,signal=volume,source=twitter`` (for --explain)."""
+        """``brand=acme,severity=warning,signal=volume,source=twitter,complaint_severity=3``
+        (for --explain)."""
         values: dict[str, str] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, sep, value = part.partition("=")
-            if not sep or key.strip() not in MATCH_KEYS:
+            if not sep or key.strip() not in FACT_KEYS:
                 raise ValueError(
-                    f"{part!r}: expected key=value with key one of {', '.join(MATCH_KEYS)}"
+                    f"{part!r}: expected key=value with key one of {', '.join(FACT_KEYS)}"
                 )
             values[key.strip()] = value.strip()
         severity = values.get("severity", "warning")
@@ -371,6 +391,11 @@ class AlertFacts:
             severity=severity,
             signal=values.get("signal", "complaint_volume"),
             sources=tuple(filter(None, values.get("source", "").split("|"))),
+            complaint_severity=(
+                parse_severity(values["complaint_severity"])
+                if "complaint_severity" in values
+                else None
+            ),
         )
 
 

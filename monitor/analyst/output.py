@@ -46,6 +46,7 @@ COLUMNS = (
     "p_neutral",
     "p_positive",
     "complaint",
+    "severity",
     "model",
     "model_version",
 )
@@ -95,6 +96,7 @@ def flat_row(item: ArchivedMention) -> dict[str, Any]:
         "p_neutral": scores.get("neutral"),
         "p_positive": scores.get("positive"),
         "complaint": c.complaint if c is not None else None,
+        "severity": c.severity if c is not None else None,
         "model": item.model_name,
         "model_version": item.model_version,
     }
@@ -173,6 +175,7 @@ class ParquetWriter:
                 ("p_neutral", pa.float64()),
                 ("p_positive", pa.float64()),
                 ("complaint", pa.float64()),
+                ("severity", pa.int64()),
                 ("model", pa.string()),
                 ("model_version", pa.string()),
             ]

@@ -12,8 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.base import format_time
+from models.base import severity_words
 from monitor.analyst.output import defuse
-from monitor.analyst.stats import AuthorRow, Bucket, IncidentRow, VolumeRow
+from monitor.analyst.stats import AuthorRow, Bucket, IncidentRow, SeverityRow, VolumeRow
 from monitor.untrusted import displayable
 
 VOLUME_COLUMNS = ("bucket", "brand", "mentions", "complaints", "share")
@@ -48,8 +49,9 @@ def render_stats(
     volume: Sequence[VolumeRow],
     authors: Sequence[AuthorRow],
     incidents: Sequence[IncidentRow],
+    severity: Sequence[SeverityRow] = (),
 ) -> None:
-    """Volume per bucket, then the top authors and the top incidents."""
+    """Volume per bucket, complaint severity, then the top authors and the top incidents."""
     time_format = "%Y-%m-%d %H:00" if by == "hour" else "%Y-%m-%d"
     console.print(
         _table(
@@ -63,6 +65,23 @@ def render_stats(
             ],
         )
     )
+    if severity:
+        totals: dict[str, int] = {}
+        for row in severity:
+            totals[row.brand] = totals.get(row.brand, 0) + row.complaints
+        console.print(
+            _table(
+                "Complaint severity",
+                [("brand", "left"), ("severity", "left"), ("complaints", "right"),
+                 ("share", "right")],
+                [
+                    (r.brand,
+                     "not rated" if r.level is None else f"{r.level} {severity_words(r.level)}",
+                     str(r.complaints), f"{r.complaints / max(totals[r.brand], 1):.0%}")
+                    for r in severity
+                ],
+            )
+        )
     console.print(
         _table(
             "Top authors",

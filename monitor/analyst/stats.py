@@ -52,6 +52,13 @@ class AuthorRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SeverityRow:
+    brand: str
+    level: int | None  # complaint severity 0-4 (models.base.SEVERITY_LEVELS); None: not rated
+    complaints: int
+
+
+@dataclass(frozen=True, slots=True)
 class IncidentRow:
     id: int
     brand: str
@@ -233,6 +240,55 @@ def top_authors(
         )
         for row in connection.execute(query)
     ]
+
+
+def complaint_severity(
+    connection: Connection, f: MentionFilter, complaint_threshold: float
+) -> list[SeverityRow]:
+    """Complaints per brand and severity level (how angry, not only how many), most severe
+    first; complaints classified by a model without a severity head count as not rated."""
+    query = (
+        select(mention_brands.c.brand, mentions.c.severity, func.count().label("complaints"))
+        .join_from(mentions, mention_brands, mention_brands.c.mention_id == mentions.c.id)
+        .where(*conditions(connection, f), mentions.c.complaint >= complaint_threshold)
+        .group_by(mention_brands.c.brand, mentions.c.severity)
+    )
+    for brand in _only_brands(connection, f):
+        query = query.where(mention_brands.c.brand == brand)
+    rows = [
+        SeverityRow(row.brand, None if row.severity is None else int(row.severity),
+                    int(row.complaints))
+        for row in connection.execute(query)
+    ]
+    return sorted(rows, key=lambda r: (r.brand, -(r.level if r.level is not None else -1)))
+
+
+SEVERE_LEVEL = 3  # accusation and blame: the complaints a PR team answers first
+
+
+def severe_complaints(
+    connection: Connection,
+    f: MentionFilter,
+    by: Bucket,
+    complaint_threshold: float,
+    min_level: int = SEVERE_LEVEL,
+) -> dict[datetime, int]:
+    """Complaints of severity ``min_level`` or more (accusation, blame) per hour or day, summed
+    over the brands (a mention naming two brands counts twice)."""
+    start = bucket_start(connection, by, mentions.c.created_at).label("bucket")
+    query = (
+        select(start, func.count().label("complaints"))
+        .join_from(mentions, mention_brands, mention_brands.c.mention_id == mentions.c.id)
+        .where(
+            *conditions(connection, f),
+            mentions.c.complaint >= complaint_threshold,
+            mentions.c.severity >= min_level,
+        )
+        .group_by(start)
+    )
+    for brand in _only_brands(connection, f):
+        query = query.where(mention_brands.c.brand == brand)
+    return {_as_utc(row.bucket): int(row.complaints) for row in connection.execute(query)}
 
 
 def top_incidents(connection: Connection, f: MentionFilter, limit: int = TOP) -> list[IncidentRow]:

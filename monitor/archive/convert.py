@@ -82,6 +82,7 @@ def mention_row(item: StoredMention, fetched_at: datetime) -> dict[str, Any]:
         "p_neutral": _opt_float(scores.get("neutral")),
         "p_positive": _opt_float(scores.get("positive")),
         "complaint": float(c.complaint) if c is not None else None,
+        "severity": c.severity if c is not None else None,
         "model_name": item.model_name,
         "model_version": item.model_version,
     }
@@ -120,7 +121,10 @@ def archived_mention(row: Mapping[Any, Any], brands: tuple[str, ...]) -> Archive
             if row[f"p_{label}"] is not None
         }
         classification = Classification(
-            sentiment=row["sentiment"], scores=scores, complaint=row["complaint"] or 0.0
+            sentiment=row["sentiment"],
+            scores=scores,
+            complaint=row["complaint"] or 0.0,
+            severity=row.get("severity"),  # None before schema 6 / without a severity head
         )
     mention = Mention(
         source=row["source"],

@@ -2,7 +2,7 @@
 
 The revisions live in ``monitor/archive/migrations/versions/`` (shipped with the package; no
 ``alembic.ini``). Their ids are the schema versions written with four digits, ``0001`` …
-``0005``, in one straight line, so ``SCHEMA_VERSION`` in ``schema.py`` is the head's number.
+``0006``, in one straight line, so ``SCHEMA_VERSION`` in ``schema.py`` is the head's number.
 
 :func:`upgrade` runs every pending revision in **one** transaction (SQLite and PostgreSQL both
 have transactional DDL) under a lock, so two daemons starting together never both migrate and a
@@ -14,7 +14,7 @@ Archives made before Alembic record their version in a one-row ``schema_info`` t
 in the same transaction.
 
 Adding a revision: copy the newest file in ``versions/`` (or run
-``command.revision(alembic_config(), "what it does", rev_id="0006")`` for an empty one), set
+``command.revision(alembic_config(), "what it does", rev_id="0009")`` for an empty one), set
 ``revision`` to the next number and ``down_revision`` to the previous, write the DDL out in the
 revision (never import the live tables of ``schema.py``: a revision must keep doing what it did),
 make the same change in ``schema.py`` and bump ``SCHEMA_VERSION``. ``tests/test_migrations.py``

@@ -1,4 +1,4 @@
-"""The archive's tables at the head of the migrations (schema version 5), as the code uses them.
+"""The archive's tables at the head of the migrations (schema version 8), as the code uses them.
 
 The database is built and changed by the Alembic revisions in ``migrations/versions/``
 (``monitor/archive/migrate.py``); a test checks that the head database equals this metadata.
@@ -20,15 +20,16 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-# The number of the newest Alembic revision ("0007"), which the database records in
+# The number of the newest Alembic revision ("0008"), which the database records in
 # alembic_version; bump it with every new revision.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 metadata = MetaData()
 
@@ -59,6 +60,7 @@ mentions = Table(
     Column("p_neutral", Float),
     Column("p_positive", Float),
     Column("complaint", Float),
+    Column("severity", SmallInteger),  # complaint severity 0-4 (models.base.SEVERITY_LEVELS)
     Column("model_name", String(128)),
     Column("model_version", String(64)),
     UniqueConstraint("source", "source_id", name="uq_mentions_identity"),

@@ -25,7 +25,7 @@ from monitor import __version__
 from monitor.analyst.filters import AnalystError, MentionFilter, Order, parse_time_bound
 from monitor.analyst.output import mention_json
 from monitor.analyst.queries import select_mentions, to_archived
-from monitor.analyst.stats import Bucket, volume
+from monitor.analyst.stats import Bucket, severe_complaints, volume
 from monitor.archive import Archive
 from monitor.archive.engine import error_reason
 from monitor.clock import Clock, SystemClock
@@ -232,7 +232,8 @@ def create_app(
              dependencies=auth, tags=["stats"])
     def get_sentiment(conn: Conn, f: Filter, by: Bucket = "day") -> list[dict[str, Any]]:
         """Mentions per sentiment and hour or day, summed over the brands (a mention naming
-        two brands counts twice without a brand filter)."""
+        two brands counts twice without a brand filter), and the complaints among them that
+        accuse or blame (complaint severity 3-4)."""
         if f.sentiment is not None:
             raise AnalystError("sentiment over time covers every sentiment: drop sentiment=")
         counts: dict[datetime, dict[str, int]] = {}
@@ -240,7 +241,11 @@ def create_app(
             for row in volume(conn, replace(f, sentiment=label), by, default_threshold):
                 bucket = counts.setdefault(row.bucket, dict.fromkeys(SENTIMENTS, 0))
                 bucket[label] += row.mentions
-        return [{"bucket": at, **counts[at]} for at in sorted(counts)]
+        severe = severe_complaints(conn, f, by, default_threshold)
+        return [
+            {"bucket": at, **counts[at], "severe_complaints": severe.get(at, 0)}
+            for at in sorted(counts)
+        ]
 
     @app.get("/api/stories", response_model=models.StoryPage, dependencies=auth,
              tags=["stories"])

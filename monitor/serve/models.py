@@ -29,6 +29,7 @@ class Classification(BaseModel):
     sentiment: str
     scores: dict[str, float]
     complaint: float
+    severity: int | None = None  # complaint severity 0-4; None: not rated
     model: str | None = None
     model_version: str | None = None
 
@@ -82,6 +83,8 @@ class SentimentBucket(BaseModel):
     negative: int
     neutral: int
     positive: int
+    # Complaints that accuse or blame (severity 3-4): how angry, beside how negative.
+    severe_complaints: int = 0
 
 
 class Story(BaseModel):

@@ -6,6 +6,8 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const PAGE = 50;
+// Complaint severity levels (Jin & Aletras 2021), as models/base.py names them.
+const SEVERITY_WORDS = ["no complaint", "no explicit reproach", "disapproval", "accusation", "blame"];
 const state = { offset: 0, params: null };
 
 function $(selector) { return document.querySelector(selector); }
@@ -230,8 +232,12 @@ function drawVolume(rows) {
 
 function drawSentiment(rows) {
   const buckets = rows.map((r) => r.bucket);
-  lineChart($("#sentiment-chart"), buckets, ["negative", "neutral", "positive"].map((name) => (
-    { name, className: name, values: rows.map((r) => r[name]) })));
+  const series = ["negative", "neutral", "positive"].map((name) => (
+    { name, className: name, values: rows.map((r) => r[name]) }));
+  // How angry, not only how negative: complaints that accuse or blame (severity 3-4).
+  series.push({ name: "accusing or blaming complaints", className: "severe",
+    values: rows.map((r) => r.severe_complaints ?? 0) });
+  lineChart($("#sentiment-chart"), buckets, series);
 }
 
 // -- mention detail -------------------------------------------------------------------------
@@ -251,6 +257,7 @@ async function showMention(id) {
       ["brands", (m.brands || []).join(", ")],
       ["engagement", `${m.engagement.likes} likes, ${m.engagement.reposts} reposts, ${m.engagement.replies} replies`],
       ["sentiment", c ? `${c.sentiment} (complaint ${c.complaint.toFixed(2)}, ${c.model ?? ""} ${c.model_version ?? ""})` : "not classified"],
+      ["complaint severity", c && c.severity != null ? `${c.severity} ${SEVERITY_WORDS[c.severity] ?? ""}` : "not rated"],
     ];
     $("#detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     $("#detail-text").textContent = shown(m.text);
