@@ -91,16 +91,26 @@ def test_replay_demo_raises_one_thread_in_slack(tmp_path: Path, fake_slack: Fake
     with Archive(f"sqlite:///{db}") as archive, archive.engine.connect() as conn:
         from sqlalchemy import select
 
-        from monitor.archive.schema import signals, stories
+        from monitor.archive.schema import mentions, signals, stories, story_mentions
 
         cello = conn.execute(
             select(stories).where(stories.c.merged_into.is_(None))
             .order_by(stories.c.mention_count.desc())
         ).mappings().first()
         kinds = set(conn.execute(select(signals.c.kind)).scalars())
-    assert cello is not None and cello["title"].startswith(
-        "Larkspur Airways baggage handlers threw my cello")
-    assert cello["mention_count"] >= 200 and str(cello["first_seen"]).startswith(
+        assert cello is not None
+        # Every complaint about the cello, from the seed on, is in that one story (how many
+        # posts are complaints is the classifier's call; none of them may start a story of its own).
+        cello_complaints = set(conn.execute(
+            select(mentions.c.id).where(mentions.c.text.ilike("%cello%"),
+                                        mentions.c.complaint >= 0.5)
+        ).scalars())
+        members = set(conn.execute(
+            select(story_mentions.c.mention_id).where(story_mentions.c.story_id == cello["id"])
+        ).scalars())
+    assert cello["title"].startswith("Larkspur Airways baggage handlers threw my cello")
+    assert len(cello_complaints) > 100 and cello_complaints <= members
+    assert str(cello["first_seen"]).startswith(
         "2026-03-04 14:07")  # @celloclaire's post, the first complaint of the story
     assert "story_growth" in kinds
     versions = [parent["blocks"]] + [c.body["blocks"] for c in fake_slack.calls("chat.update")]
