@@ -103,9 +103,20 @@ def _previous_content_line(text: str, line: int) -> int | None:
 
 
 def _convert(
-    node: yaml.Node, path: Path, out: LoadedYaml, environ: Mapping[str, str], problems: list[str]
+    node: yaml.Node,
+    path: Path,
+    out: LoadedYaml,
+    environ: Mapping[str, str],
+    problems: list[str],
+    inside: frozenset[int] = frozenset(),
 ) -> Any:
     out.lines[path] = node.start_mark.line + 1
+    if id(node) in inside:  # an alias to a node that contains it (`model: &a [*a]`)
+        problems.append(f"{format_path(path)} (line {node.start_mark.line + 1}): an alias "
+                        "refers to a value that contains it; remove the self-reference")
+        return None
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -113,14 +124,15 @@ def _convert(
             if key in result:
                 line = key_node.start_mark.line + 1
                 problems.append(f"{format_path((*path, key))} (line {line}): duplicate key")
-            result[key] = _convert(value_node, (*path, key), out, environ, problems)
+            result[key] = _convert(value_node, (*path, key), out, environ, problems, inside)
             # A key's own line: where a nested mapping's problem is looked for, not its first
             # child's line.
             out.lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(item, (*path, i), out, environ, problems) for i, item in enumerate(node.value)
+            _convert(item, (*path, i), out, environ, problems, inside)
+            for i, item in enumerate(node.value)
         ]
     value = _scalar(node)
     if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):

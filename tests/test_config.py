@@ -206,3 +206,12 @@ def test_unset_variables_are_named_with_their_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "printed to the console (SLACK_BOT_TOKEN is not set; used on line 5)" in result.output
     assert "not set: UPROAR_SERVE_TOKEN (line 10)" in result.output
+
+
+def test_a_self_referencing_alias_is_a_one_line_problem(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("brands:\n  - {key: a, name: A, query: a}\nclassifier:\n  model: &a [*a]\n")
+    result = CliRunner().invoke(cli, ["check-config", "-c", str(path)])
+    assert result.exit_code == 1 and not isinstance(result.exception, RecursionError)
+    assert "classifier.model[0] (line 4): an alias refers to a value that contains it" in (
+        result.output)
