@@ -32,7 +32,7 @@ from monitor.analyst.queries import count_mentions, fetch_mentions, stream_batch
 from monitor.analyst.stats import top_authors, top_incidents, volume
 from monitor.archive import Archive, StoredMention
 from monitor.archive.schema import incidents
-from monitor.cli_analyst import analyst_cli, read_only_url
+from monitor.cli.analyst import analyst_cli, read_only_url
 from monitor.clock import SimulatedClock
 
 POSTGRES_ENV = "UPROAR_TEST_POSTGRES_URL"

@@ -16,7 +16,7 @@ from models.base import Classification
 from monitor.archive import Archive
 from monitor.archive.records import StoredMention
 from monitor.backtest import BacktestResult, classify_mentions
-from monitor.cli_backtest import backtest, backtest_archive, backtest_replay
+from monitor.cli.backtest import backtest, backtest_archive, backtest_replay
 from monitor.config import Config, load_config
 from monitor.query import BrandMatcher, parse_query
 from monitor.replay import read_mentions

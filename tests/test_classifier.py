@@ -21,7 +21,7 @@ from models.loader import load_classifier
 from models.text import normalize_tweet
 from monitor.classify_input import ClassifyInputError
 from monitor.cli import cli
-from monitor.cli_classify import classify, parse_line
+from monitor.cli.classify import classify, parse_line
 
 DATA = Path(os.environ.get("UPROAR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 needs_data = pytest.mark.skipif(

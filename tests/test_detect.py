@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli_detect import detect
+from monitor.cli.detect import detect
 from monitor.detect.brand import BrandMonitor, DetectionSettings
 from monitor.detect.spike import DAEMON, NAB, PRESETS, SpikeDetector, SpikeSettings
 from monitor.signals import Example
@@ -236,7 +236,7 @@ def test_cli_streams_each_row_on_a_pipe_judged_or_not() -> None:
     # `tail -f counts.csv | uproar detect`: every row's answer comes out before the next row
     # goes in, including rows it cannot judge
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli_detect"],
+        [sys.executable, "-m", "monitor.cli.detect"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -319,7 +319,7 @@ def test_serve_command_refuses_a_public_address_without_a_token(tmp_path: Path) 
 
 
 def test_served_archive_cannot_be_written(database_url: str, archive: tuple) -> None:  # type: ignore[type-arg]
-    from monitor.cli_serve import serving_url
+    from monitor.cli.serve import serving_url
 
     with Archive(serving_url(database_url)) as served:
         with pytest.raises(SQLAlchemyError, match=r"read-only|readonly"), served.write() as conn:

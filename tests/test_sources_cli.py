@@ -243,7 +243,7 @@ def test_health_is_saved_and_replaced_on_each_backend(archive_url: str) -> None:
 
 
 def test_table_keeps_an_error_from_the_internet_inert(capsys: pytest.CaptureFixture[str]) -> None:
-    from monitor.cli_sources import SourceRow, print_table
+    from monitor.cli.sources import SourceRow, print_table
     from monitor.source_health import SourceHealth
 
     hostile = "feed said: \x1b]0;pwned\x07 [bold]x[/bold] ev\u200bil \u202egnp.exe"

@@ -3,7 +3,7 @@
 ``filters`` turns command-line options into a :class:`MentionFilter`; ``queries`` and ``stats``
 turn a filter into SQLAlchemy Core SELECTs (bound parameters only) for SQLite and PostgreSQL;
 ``output`` writes the rows as a table, CSV, JSON lines or Parquet. The commands live in
-``monitor.cli_analyst``.
+``monitor.cli.analyst``.
 """
 
 from __future__ import annotations

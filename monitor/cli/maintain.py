@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 from monitor.clock import Clock, SystemClock
 
 

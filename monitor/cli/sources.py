@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from connectors.base import format_time
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 from monitor.clock import Clock, SystemClock
 from monitor.source_health import SourceHealth, load_health
 
@@ -161,7 +161,7 @@ def sources(ctx: click.Context, config_path: Path, archive_url: str | None, fmt:
       uproar sources -c /etc/uproar/config.yaml
       uproar sources --format json | jq '.[] | select(.state != "ok")'
     """
-    from monitor.cli_analyst import open_archive
+    from monitor.cli.analyst import open_archive
 
     enabled: dict[str, bool] = {}
     explicit = ctx.get_parameter_source("config_path") not in (

@@ -1,6 +1,6 @@
 """``uproar backtest``: the alerts the detector would have raised on history, with given settings.
 
-Try it without the main group: ``python -m monitor.cli_backtest --replay FILE -c config.yaml``.
+Try it without the main group: ``python -m monitor.cli.backtest --replay FILE -c config.yaml``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from models.base import ModelError
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 from monitor.errors import ConfigError, UproarError
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ def backtest_archive(
         run_backtest,
         seed_from_archive,
     )
-    from monitor.cli_analyst import read_only_url
+    from monitor.cli.analyst import read_only_url
     from monitor.config import AlertsConfig, ClassifierConfig, DetectionConfig
     from monitor.detect.brand import BrandMonitor
 
@@ -353,7 +353,7 @@ def _print(result: BacktestResult, fmt: str) -> None:
 
 
 def main() -> None:
-    backtest(prog_name="python -m monitor.cli_backtest")
+    backtest(prog_name="python -m monitor.cli.backtest")
 
 
 if __name__ == "__main__":

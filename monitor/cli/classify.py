@@ -244,6 +244,6 @@ def train(data_dir: Path, out_dir: Path | None) -> None:
     Console().print(table)
 
 
-# `python -m monitor.cli_classify classify ...` works without the installed console script.
+# `python -m monitor.cli.classify classify ...` works without the installed console script.
 if __name__ == "__main__":
     click.Group(commands=[classify, train])()

@@ -3,7 +3,7 @@
 The archive comes from ``--archive`` or else the config's ``archive.url``. A SQLite archive is
 opened read-only (``?mode=ro``), so these commands can never change it, even by accident, while
 the daemon writes to it. Register the commands with ``cli.add_command(query)`` etc.; for a quick
-try without the main group: ``python -m monitor.cli_analyst query --archive sqlite:///uproar.db``.
+try without the main group: ``python -m monitor.cli.analyst query --archive sqlite:///uproar.db``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from monitor.analyst.extent import DEFAULT_SINCE
 from monitor.analyst.filters import ORDERS, AnalystError, MentionFilter, parse_time_bound
 from monitor.archive import Archive
 from monitor.archive.engine import error_reason, redact
-from monitor.cli_common import CONFIG_OPTION, UproarGroup
+from monitor.cli.common import CONFIG_OPTION, UproarGroup
 from monitor.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
@@ -485,4 +485,4 @@ for _command in COMMANDS:
 
 
 if __name__ == "__main__":
-    analyst_cli(prog_name="python -m monitor.cli_analyst")
+    analyst_cli(prog_name="python -m monitor.cli.analyst")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 
 if TYPE_CHECKING:
     from monitor.archive.migrate import StoredRevision

@@ -17,7 +17,7 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 from monitor.errors import UproarError
 from monitor.untrusted import displayable
 

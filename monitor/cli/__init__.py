@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from monitor import __version__
-from monitor.cli_common import CONFIG_OPTION, UproarGroup
+from monitor.cli.common import CONFIG_OPTION, UproarGroup
 from monitor.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def check_config(config_path: Path, explain: str | None) -> None:
     for line in summarize(loaded):
         click.echo(line)
     if explain is not None:
-        from monitor.cli_alerts import explain_route
+        from monitor.cli.alerts import explain_route
 
         for line in explain_route(loaded.config, explain):
             click.echo(line)
@@ -174,7 +174,7 @@ def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
         return
     # A dry run reads the archive only to tell new from known (read-only), and never creates
     # one: without an archive file, everything fetched is new, judged in a throw-away one.
-    from monitor.cli_analyst import read_only_url
+    from monitor.cli.analyst import read_only_url
     from monitor.errors import UproarError
 
     try:
@@ -356,20 +356,20 @@ def _stderr_console():  # type: ignore[no-untyped-def]
 # them): `uproar detect` on a small file should not pay for SQLAlchemy, FastAPI and torch.
 cli.lazy_commands.update(
     {
-        "classify": "monitor.cli_classify:classify",
-        "train": "monitor.cli_classify:train",
-        "detect": "monitor.cli_detect:detect",
-        "query": "monitor.cli_analyst:query",
-        "stats": "monitor.cli_analyst:stats",
-        "export": "monitor.cli_analyst:export",
-        "backtest": "monitor.cli_backtest:backtest",
-        "serve": "monitor.cli_serve:serve",
-        "alerts": "monitor.cli_alerts:alerts",
-        "sources": "monitor.cli_sources:sources",
-        "stories": "monitor.cli_stories:stories",
-        "group": "monitor.cli_group:group",
-        "maintain": "monitor.cli_maintain:maintain",
-        "migrate": "monitor.cli_migrate:migrate",
+        "classify": "monitor.cli.classify:classify",
+        "train": "monitor.cli.classify:train",
+        "detect": "monitor.cli.detect:detect",
+        "query": "monitor.cli.analyst:query",
+        "stats": "monitor.cli.analyst:stats",
+        "export": "monitor.cli.analyst:export",
+        "backtest": "monitor.cli.backtest:backtest",
+        "serve": "monitor.cli.serve:serve",
+        "alerts": "monitor.cli.alerts:alerts",
+        "sources": "monitor.cli.sources:sources",
+        "stories": "monitor.cli.stories:stories",
+        "group": "monitor.cli.group:group",
+        "maintain": "monitor.cli.maintain:maintain",
+        "migrate": "monitor.cli.migrate:migrate",
     }
 )
 
@@ -377,6 +377,3 @@ cli.lazy_commands.update(
 def main() -> None:
     cli(prog_name="uproar")
 
-
-if __name__ == "__main__":
-    main()

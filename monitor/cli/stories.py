@@ -1,7 +1,7 @@
 """``uproar stories``: the complaint stories in the archive, newest activity first, or one story's
 mentions. Read-only (a SQLite archive is opened with ``mode=ro``).
 
-Try it without the main group: ``python -m monitor.cli_stories --archive sqlite:///uproar.db``.
+Try it without the main group: ``python -m monitor.cli.stories --archive sqlite:///uproar.db``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from monitor.analyst.extent import DEFAULT_SINCE
-from monitor.cli_backtest import _load_config, _OneLineErrors
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.backtest import _load_config, _OneLineErrors
+from monitor.cli.common import CONFIG_OPTION
 from monitor.errors import UproarError
 
 
@@ -63,7 +63,7 @@ def stories(
     """
     from monitor.analyst.filters import parse_time_bound
     from monitor.archive import Archive
-    from monitor.cli_analyst import read_only_url
+    from monitor.cli.analyst import read_only_url
     from monitor.clock import Clock, SystemClock
 
     clock = ctx.obj if isinstance(ctx.obj, Clock) else SystemClock()
@@ -189,7 +189,7 @@ def _plain(text: str) -> str:
 
 
 def main() -> None:
-    stories(prog_name="python -m monitor.cli_stories")
+    stories(prog_name="python -m monitor.cli.stories")
 
 
 if __name__ == "__main__":

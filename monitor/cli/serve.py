@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from monitor.cli_common import CONFIG_OPTION
+from monitor.cli.common import CONFIG_OPTION
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 
@@ -84,7 +84,7 @@ def serving_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from monitor.cli_analyst import read_only_url
+    from monitor.cli.analyst import read_only_url
 
     try:
         parsed = make_url(url)
