@@ -20,9 +20,9 @@ import pytest
 
 from connectors.hackernews import HackerNewsConnector
 from connectors.twitter import TwitterConnector
-from monitor.app import App
 from monitor.clock import SimulatedClock
-from monitor.runner import SourceRunner
+from monitor.daemon.app import App
+from monitor.daemon.runner import SourceRunner
 from tests import fake_hackernews as fake_hn
 from tests import fake_twitter as fake_tw
 from tests.fake_hackernews import FakeHackerNews

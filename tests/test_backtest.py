@@ -16,9 +16,9 @@ from models.base import Classification
 from monitor.archive import Archive
 from monitor.archive.records import StoredMention
 from monitor.backtest import BacktestResult, classify_mentions
+from monitor.brands.query import BrandMatcher, parse_query
 from monitor.cli.backtest import backtest, backtest_archive, backtest_replay
 from monitor.config import Config, load_config
-from monitor.query import BrandMatcher, parse_query
 from monitor.replay import read_mentions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +231,7 @@ def test_cli_table_shows_the_alert(archive_url: str) -> None:
 def test_cli_replay_uses_the_configured_model(
     monkeypatch: pytest.MonkeyPatch, default_classifier: Any
 ) -> None:
-    monkeypatch.setattr("monitor.app.load_model", lambda config: default_classifier)
+    monkeypatch.setattr("monitor.daemon.app.load_model", lambda config: default_classifier)
     result = _run(["--replay", str(DEMO), "-c", str(DEMO_CONFIG), "--format", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)

@@ -11,9 +11,9 @@ from typing import Any
 
 from connectors.base import Author, Connector, Engagement, FetchResult, Mention
 from models.base import Classification, Classifier
-from monitor.app import build_app
 from monitor.clock import SimulatedClock
-from monitor.runner import SourceRunner
+from monitor.daemon.app import build_app
+from monitor.daemon.runner import SourceRunner
 from tests.sourcekit import config
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.archive import Archive
+from monitor.brands.query import parse_query
 from monitor.cli import cli
-from monitor.query import parse_query
 from tests.fakeslack import FakeSlack
 from tests.feedserver import RSS, FeedServer
 

@@ -15,13 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.alerts.dispatch import DeliveryFailure, DeliveryReport
 from monitor.clock import SimulatedClock
+from monitor.daemon.health import HealthServer, HealthState, parse_listen
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.runner import PollOutcome
+from monitor.daemon.systemd import sd_notify, watchdog_interval
+from monitor.daemon.watchdog import Watchdog
 from monitor.errors import ConfigError
-from monitor.health import HealthServer, HealthState, parse_listen
-from monitor.metrics import Metrics
-from monitor.runner import PollOutcome
 from monitor.signals import Signal
-from monitor.systemd import sd_notify, watchdog_interval
-from monitor.watchdog import Watchdog
 
 START = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 EVERY = timedelta(minutes=5)
@@ -488,6 +488,6 @@ def test_sd_notify_without_systemd_is_a_no_op(tmp_path: Path) -> None:
 
 
 def test_daemon_still_exports_sd_notify() -> None:
-    from monitor import daemon
+    from monitor.daemon import loop as daemon
 
     assert callable(daemon.sd_notify)

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.brands.query import And, BrandMatcher, Not, Or, Term, parse_query
 from monitor.errors import QueryError
-from monitor.query import And, BrandMatcher, Not, Or, Term, parse_query
 
 UNITED = '"united airlines" OR @united OR (#unitedairlines AND NOT "united nations")'
 

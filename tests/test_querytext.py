@@ -7,8 +7,8 @@ import random
 import pytest
 
 from connectors.querytext import hashtags, or_groups, search_texts
+from monitor.brands.query import parse_query
 from monitor.errors import QueryError
-from monitor.query import parse_query
 
 
 def groups(query: str) -> list[list[str]]:
@@ -62,7 +62,7 @@ def _random_query(rng: random.Random, depth: int = 0) -> str:
 
 def test_groups_are_complete_for_the_brand_matcher() -> None:
     """Whatever text the exact brand query matches contains every term of some group, so a
-    search built from the groups never misses a mention (fuzzed against monitor.query)."""
+    search built from the groups never misses a mention (fuzzed against monitor.brands.query)."""
     rng = random.Random(20240110)
     vocabulary = ["a", "b", "c", "d", "@a", "#b", "e"]
     checked = 0

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from monitor.app import App
 from monitor.clock import SimulatedClock
-from monitor.refresh import (
+from monitor.daemon.app import App
+from monitor.daemon.refresh import (
     EngagementRefresher,
     build_refreshers,
     engagement_history,
     velocity,
 )
-from monitor.runner import SourceRunner
-from monitor.sources import brand_queries, enabled_connectors, refresh_settings
+from monitor.daemon.runner import SourceRunner
+from monitor.daemon.sources import brand_queries, enabled_connectors, refresh_settings
 from tests import fake_twitter as fake
 from tests import fake_youtube as fake_yt
 from tests.fake_twitter import FakeTwitter

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import monitor.sources as sources
+import monitor.daemon.sources as sources
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
-from monitor.errors import ConfigError
-from monitor.runner import SourceRunner
-from monitor.sources import (
+from monitor.daemon.runner import SourceRunner
+from monitor.daemon.sources import (
     BUILTIN,
     ENTRY_POINT_GROUP,
     brand_queries,
@@ -26,6 +25,7 @@ from monitor.sources import (
     registered_connectors,
     source_problems,
 )
+from monitor.errors import ConfigError
 from tests.feedserver import FeedServer
 from tests.sourcekit import config, make_app
 

@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from monitor.archive import Archive
-from monitor.health import HealthState
-from monitor.leader import PostgresCoordinator, coordinator_for, lock_key
+from monitor.daemon.health import HealthState
+from monitor.daemon.leader import PostgresCoordinator, coordinator_for, lock_key
 from tests.fakeslack import FakeSlack
 from tests.feedserver import RSS, FeedServer
 from tests.reliability.daemon import Uproar

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from connectors.base import format_time
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
-from monitor.daemon import Daemon
-from monitor.runner import PAUSED_PROBE, SourceRunner
-from monitor.sources import brand_queries, enabled_connectors
+from monitor.daemon.loop import Daemon
+from monitor.daemon.runner import PAUSED_PROBE, SourceRunner
+from monitor.daemon.sources import brand_queries, enabled_connectors
 from tests import fake_hackernews as fake_hn
 from tests import fake_twitter as fake_tw
 from tests.fake_hackernews import FakeHackerNews
@@ -223,7 +223,7 @@ def test_sources_help_has_an_example() -> None:
 
 def test_health_is_saved_and_replaced_on_each_backend(archive_url: str) -> None:  # noqa: F811
     from monitor.archive import Archive
-    from monitor.source_health import SourceHealth, load_health, save_health
+    from monitor.daemon.source_health import SourceHealth, load_health, save_health
 
     with Archive(archive_url) as stored:
         first = SourceHealth("twitter", NOW, last_poll_at=NOW, last_error="HTTP 503",
@@ -244,7 +244,7 @@ def test_health_is_saved_and_replaced_on_each_backend(archive_url: str) -> None:
 
 def test_table_keeps_an_error_from_the_internet_inert(capsys: pytest.CaptureFixture[str]) -> None:
     from monitor.cli.sources import SourceRow, print_table
-    from monitor.source_health import SourceHealth
+    from monitor.daemon.source_health import SourceHealth
 
     hostile = "feed said: \x1b]0;pwned\x07 [bold]x[/bold] ev\u200bil \u202egnp.exe"
     health = SourceHealth("rss", NOW, last_error=hostile, last_error_at=NOW,

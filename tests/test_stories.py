@@ -21,13 +21,13 @@ from sqlalchemy import text as sql
 
 from connectors.base import Author, Engagement, Mention
 from monitor.alerts.render import render_console, render_slack
-from monitor.app import build_app
 from monitor.archive import Archive, migrate
 from monitor.archive.engine import build_engine
 from monitor.archive.schema import outbox, stories, story_mentions
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
 from monitor.config import load_config
+from monitor.daemon.app import build_app
 from monitor.detect.spread import SpreadMonitor, SpreadSettings
 from monitor.detect.stories import StorySettings, StoryTracker
 from monitor.signals import Example
@@ -381,7 +381,7 @@ def test_engagement_refresh_feeds_engagement_velocity(app_factory: Any) -> None:
     app = app_factory(clock)
     app.pipeline.ingest([mention(1, LUGGAGE, T0, reposts=0)])
     clock.set(T0 + timedelta(minutes=10))
-    app.pipeline.refreshed([mention(1, LUGGAGE, T0, reposts=800)])  # monitor.refresh re-read it
+    app.pipeline.refreshed([mention(1, LUGGAGE, T0, reposts=800)])  # refresh re-read it
     (signal,) = [s for s in app.pipeline.evaluate() if s.kind == "engagement_velocity"]
     assert "1,200 reposts and likes in 10 min" in signal.reasons[0]
 

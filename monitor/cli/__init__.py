@@ -61,7 +61,7 @@ def check_config(config_path: Path, explain: str | None) -> None:
       uproar check-config -c config.yaml --explain brand=united,severity=warning,source=twitter
     """
     from monitor.config import load_config
-    from monitor.sources import source_problems
+    from monitor.daemon.sources import source_problems
     from monitor.summary import summarize
 
     loaded = load_config(config_path)
@@ -92,11 +92,11 @@ def run(config_path: Path, log_format: str | None) -> None:
       uproar run -c config.yaml --log-format json
       systemctl reload uproar     # sends SIGHUP
     """
-    from monitor.app import build_app, load_model
     from monitor.clock import SystemClock
     from monitor.config import load_config
-    from monitor.daemon import Daemon, SignalBox
-    from monitor.sources import source_problems
+    from monitor.daemon.app import build_app, load_model
+    from monitor.daemon.loop import Daemon, SignalBox
+    from monitor.daemon.sources import source_problems
 
     loaded = load_config(config_path)
     problems = loaded.located(source_problems(loaded.config))
@@ -187,10 +187,10 @@ def poll(config_path: Path, source: str | None, dry_run: bool) -> None:
 
 
 def _poll(config: Config, source: str | None, dry_run: bool, archive_url: str | None) -> None:
-    from monitor.app import build_app
     from monitor.clock import SystemClock
-    from monitor.runner import SourceRunner
-    from monitor.sources import brand_queries, enabled_connectors
+    from monitor.daemon.app import build_app
+    from monitor.daemon.runner import SourceRunner
+    from monitor.daemon.sources import brand_queries, enabled_connectors
 
     loaded = config
     connectors = enabled_connectors(config, source)
@@ -301,8 +301,8 @@ def _replay_into(
     """Replay into ``url``; ``look``: the options that show that archive (None: thrown away)."""
     from rich.progress import Progress
 
-    from monitor.app import build_app
     from monitor.clock import SimulatedClock
+    from monitor.daemon.app import build_app
     from monitor.replay import archive_place, replay
 
     clock = SimulatedClock(mentions[0].created_at)

@@ -32,7 +32,7 @@ class _Duration(click.ParamType):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> timedelta:
-        from monitor.durations import parse_duration
+        from monitor.config.durations import parse_duration
 
         try:
             duration = parse_duration(value)
@@ -177,7 +177,7 @@ def backtest_replay(
     from rich.progress import Progress
 
     from monitor.backtest import classify_mentions, run_backtest
-    from monitor.query import BrandMatcher, parse_query
+    from monitor.brands.query import BrandMatcher, parse_query
     from monitor.replay import read_mentions
 
     keys = _brand_keys(config, brand)
@@ -193,7 +193,7 @@ def backtest_replay(
         if (since is None or m.created_at >= since) and (until is None or m.created_at < until)
     ]
     if classifier is None:
-        from monitor.app import load_model
+        from monitor.daemon.app import load_model
 
         classifier = load_model(config)
     matcher = BrandMatcher([(b.key, parse_query(b.query)) for b in config.brands])
@@ -322,8 +322,8 @@ def _brand_keys(config: Config, brand: str | None) -> list[str]:
 
 
 def _settings(config: Config | None, overrides: dict[str, Any]):  # type: ignore[no-untyped-def]
-    from monitor.app import detection_settings
     from monitor.backtest import override_settings
+    from monitor.daemon.app import detection_settings
     from monitor.detect.brand import DetectionSettings
 
     base = detection_settings(config) if config is not None else DetectionSettings()

@@ -15,7 +15,7 @@ import click
 from connectors.base import format_time
 from monitor.cli.common import CONFIG_OPTION
 from monitor.clock import Clock, SystemClock
-from monitor.source_health import SourceHealth, load_health
+from monitor.daemon.source_health import SourceHealth, load_health
 
 # A poll this much overdue means no daemon is polling: `uproar sources` says the state is stale.
 STALE_AFTER = timedelta(minutes=5)

@@ -1,6 +1,6 @@
 """The systemd notify protocol: readiness, status and watchdog pings over ``NOTIFY_SOCKET``.
 
-The single implementation of ``sd_notify`` (``monitor.daemon`` re-exports it). The environment
+The single implementation of ``sd_notify`` (``monitor.daemon.loop`` re-exports it). The environment
 is passed in so tests can point it at a socket of their own; by default it is ``os.environ``.
 """
 
@@ -11,7 +11,7 @@ import os
 import socket
 from collections.abc import Mapping
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.systemd")  # its name before the move: log lines unchanged
 
 
 def sd_notify(message: str, environ: Mapping[str, str] | None = None) -> bool:

@@ -38,11 +38,11 @@ from sqlalchemy.pool import NullPool
 
 from connectors.base import Author, Engagement, Mention
 from monitor.archive import schema
-from monitor.health import HealthState
+from monitor.daemon.health import HealthState
 from monitor.pipeline import Pipeline, example_of
 
 if TYPE_CHECKING:
-    from monitor.app import App
+    from monitor.daemon.app import App
 
 log = logging.getLogger("uproar.leader")
 

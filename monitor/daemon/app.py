@@ -16,14 +16,14 @@ from monitor.alerts.rules import Router
 from monitor.alerts.setup import build_alert_loop
 from monitor.alerts.slack import ConsoleSender, SlackSender
 from monitor.archive import Archive
+from monitor.brands.query import BrandMatcher, parse_query
 from monitor.clock import Clock
 from monitor.config import Config
 from monitor.detect.brand import BrandMonitor, DetectionSettings
 from monitor.detect.stage import build_story_stage
 from monitor.pipeline import Pipeline, example_of
-from monitor.query import BrandMatcher, parse_query
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.app")  # its name before the move: log lines unchanged
 
 
 @dataclass

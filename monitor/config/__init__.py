@@ -1,6 +1,12 @@
 """The one config model. Unknown keys and wrong types fail at load with YAML path + line.
 
 Every key except those DESIGN.md lists is optional, with the default documented in ``config.yaml``.
+
+The package owns reading ``config.yaml``: this model and :func:`load_config`, YAML with line
+numbers (``yamlsource``), durations like ``15m`` (``durations``) and listen addresses
+(``listen``). May import: ``monitor.errors``, ``monitor.brands`` and ``monitor.alerts.rules``
+(the routing section's model). Must not import the CLI or the daemon; the daemon, the CLI, the
+spine and the stages may import it.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ from pydantic import (
 )
 
 from monitor.alerts.rules import RoutingConfig
-from monitor.durations import format_duration, parse_duration
+from monitor.config.durations import format_duration, parse_duration
+from monitor.config.yamlsource import LoadedYaml, format_path, load_yaml
 from monitor.errors import ConfigError, QueryError
-from monitor.yamlsource import LoadedYaml, format_path, load_yaml
 
 Duration = Annotated[
     timedelta,
@@ -51,7 +57,7 @@ class BrandConfig(_Strict):
     @field_validator("query")
     @classmethod
     def _query_parses(cls, value: str) -> str:
-        from monitor.query import parse_query
+        from monitor.brands.query import parse_query
 
         try:
             parse_query(value)
@@ -147,7 +153,7 @@ class HttpConfig(_Strict):
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        from monitor.health import parse_listen
+        from monitor.config.listen import parse_listen
 
         parse_listen(value)
         return value
@@ -258,7 +264,8 @@ class PluginSourceConfig(SourceConfig):
 
 
 class SourcesConfig(_Strict):
-    # Other keys are sources of installed plugins (monitor.sources checks they are installed).
+    # Other keys are sources of installed plugins (monitor.daemon.sources checks they are
+    # installed).
     model_config = ConfigDict(extra="allow", frozen=True)
     __pydantic_extra__: dict[str, PluginSourceConfig] = Field(init=False)
 

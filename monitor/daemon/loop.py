@@ -17,18 +17,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Connector
-from monitor.app import App
 from monitor.config import Config
-from monitor.durations import format_duration
-from monitor.health import HealthServer, HealthState, archive_ping
-from monitor.leader import ScaleOut
-from monitor.metrics import Metrics
-from monitor.ops import OpsNotifier
-from monitor.refresh import build_refreshers, schedule_refreshers
-from monitor.runner import PollOutcome, SourceRunner
-from monitor.sources import brand_queries, enabled_connectors
-from monitor.systemd import sd_notify
-from monitor.watchdog import Watchdog
+from monitor.config.durations import format_duration
+from monitor.daemon.app import App
+from monitor.daemon.health import HealthServer, HealthState, archive_ping
+from monitor.daemon.leader import ScaleOut
+from monitor.daemon.metrics import Metrics
+from monitor.daemon.ops import OpsNotifier
+from monitor.daemon.refresh import build_refreshers, schedule_refreshers
+from monitor.daemon.runner import PollOutcome, SourceRunner
+from monitor.daemon.sources import brand_queries, enabled_connectors
+from monitor.daemon.systemd import sd_notify
+from monitor.daemon.watchdog import Watchdog
 
 log = logging.getLogger("uproar")
 

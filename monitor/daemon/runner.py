@@ -28,10 +28,10 @@ from connectors.base import (
     RateLimited,
 )
 from monitor.clock import Clock
+from monitor.daemon.ops import OpsNotifier
+from monitor.daemon.source_health import SourceHealth, load_health, save_health
 from monitor.errors import ArchiveError
-from monitor.ops import OpsNotifier
 from monitor.pipeline import IngestResult, Pipeline
-from monitor.source_health import SourceHealth, load_health, save_health
 
 log = logging.getLogger("uproar.poll")
 

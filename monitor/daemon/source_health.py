@@ -1,7 +1,7 @@
 """Per-source health kept in the archive (table ``source_health``), so `uproar sources` can
 show it from another process while the daemon runs.
 
-The daemon's :class:`monitor.runner.SourceRunner` writes one row per source after every poll;
+The daemon's :class:`monitor.daemon.runner.SourceRunner` writes one row per source after every poll;
 a restarted daemon reads it back, so a paused source stays reported once.
 """
 

@@ -39,8 +39,8 @@ from monitor.errors import ArchiveError
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
-    from monitor.app import App
-    from monitor.runner import SourceRunner
+    from monitor.daemon.app import App
+    from monitor.daemon.runner import SourceRunner
 
 log = logging.getLogger("uproar.refresh")
 
@@ -277,7 +277,7 @@ def velocity(samples: Sequence[Sample], *, window: timedelta | None = None) -> V
 
 def build_refreshers(app: App, runners: Sequence[SourceRunner]) -> list[EngagementRefresher]:
     """One refresher per polled source that can refresh and has refresh enabled."""
-    from monitor.sources import refresh_settings
+    from monitor.daemon.sources import refresh_settings
 
     out = []
     for runner in runners:

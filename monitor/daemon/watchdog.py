@@ -17,10 +17,10 @@ import threading
 from collections.abc import Callable, Mapping
 
 from monitor.clock import Clock
-from monitor.health import HealthReport, HealthState
-from monitor.systemd import sd_notify, watchdog_interval
+from monitor.daemon.health import HealthReport, HealthState
+from monitor.daemon.systemd import sd_notify, watchdog_interval
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.watchdog")  # its name before the move: log lines unchanged
 
 Notify = Callable[[str], object]
 

@@ -24,7 +24,7 @@ from prometheus_client import (
 
 if TYPE_CHECKING:
     from monitor.alerts.dispatch import DeliveryReport
-    from monitor.runner import PollOutcome
+    from monitor.daemon.runner import PollOutcome
     from monitor.signals import Signal
 
 # A poll is an HTTP round trip or a few, plus classification of the new mentions: up to minutes.

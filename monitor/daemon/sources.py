@@ -22,7 +22,7 @@ from connectors.base import Connector
 from monitor.config import Config, RefreshConfig, RSSSourceConfig, SourceConfig
 from monitor.errors import ConfigError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("monitor.sources")  # its name before the move: log lines unchanged
 
 # The entry-point group a package declares its connectors in.
 ENTRY_POINT_GROUP = "uproar.connectors"
