@@ -32,9 +32,9 @@ from models.base import Classifier
 from monitor.archive import Archive
 from monitor.brands.query import BrandMatcher
 from monitor.clock import floor_time
-from monitor.config.durations import format_duration
 from monitor.detect.brand import BrandMonitor, DetectionSettings
 from monitor.detect.stage import StoryStage
+from monitor.durations import format_duration
 from monitor.pipeline import example_of
 from monitor.signals import Signal
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from monitor.config import LoadedConfig
-from monitor.config.durations import format_duration
 from monitor.daemon.sources import all_feeds, registered_connectors, youtube_quota_note
+from monitor.durations import format_duration
 
 
 def _redact(url: str) -> str:

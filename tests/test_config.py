@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from monitor.cli import cli
 from monitor.config import load_config
-from monitor.config.durations import format_duration, parse_duration
+from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

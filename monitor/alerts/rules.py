@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from models.base import parse_severity, severity_words
-from monitor.config.durations import format_duration, parse_duration
+from monitor.durations import format_duration, parse_duration
 from monitor.signals import SEVERITY_RANK
 
 RuleDuration = Annotated[

@@ -13,7 +13,7 @@ from typing import Literal, get_args
 
 from connectors.base import parse_time
 from models.base import SENTIMENTS
-from monitor.config.durations import parse_duration
+from monitor.durations import parse_duration
 from monitor.errors import UproarError
 
 Order = Literal["time", "engagement"]

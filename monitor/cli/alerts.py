@@ -186,7 +186,7 @@ def silence_cmd(
     """
     from monitor.alerts.rules import Matchers
     from monitor.alerts.silences import SilenceBook
-    from monitor.config.durations import parse_duration
+    from monitor.durations import parse_duration
 
     try:
         length = parse_duration(duration)

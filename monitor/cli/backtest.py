@@ -32,7 +32,7 @@ class _Duration(click.ParamType):
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> timedelta:
-        from monitor.config.durations import parse_duration
+        from monitor.durations import parse_duration
 
         try:
             duration = parse_duration(value)

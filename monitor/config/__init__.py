@@ -3,10 +3,10 @@
 Every key except those DESIGN.md lists is optional, with the default documented in ``config.yaml``.
 
 The package owns reading ``config.yaml``: this model and :func:`load_config`, YAML with line
-numbers (``yamlsource``), durations like ``15m`` (``durations``) and listen addresses
-(``listen``). May import: ``monitor.errors``, ``monitor.brands`` and ``monitor.alerts.rules``
-(the routing section's model). Must not import the CLI or the daemon; the daemon, the CLI, the
-spine and the stages may import it.
+numbers (``yamlsource``) and listen addresses (``listen``). May import: ``monitor.errors``,
+``monitor.durations``, ``monitor.brands`` and ``monitor.alerts.rules`` (the routing section's
+model). Must not import the CLI or the daemon; the daemon, the CLI, the spine and the stages may
+import it.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pydantic import (
 )
 
 from monitor.alerts.rules import RoutingConfig
-from monitor.config.durations import format_duration, parse_duration
 from monitor.config.yamlsource import LoadedYaml, format_path, load_yaml
+from monitor.durations import format_duration, parse_duration
 from monitor.errors import ConfigError, QueryError
 
 Duration = Annotated[

@@ -18,7 +18,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from connectors.base import Connector
 from monitor.config import Config
-from monitor.config.durations import format_duration
 from monitor.daemon.app import App
 from monitor.daemon.health import HealthServer, HealthState, archive_ping
 from monitor.daemon.leader import ScaleOut
@@ -29,6 +28,7 @@ from monitor.daemon.runner import PollOutcome, SourceRunner
 from monitor.daemon.sources import brand_queries, enabled_connectors
 from monitor.daemon.systemd import sd_notify
 from monitor.daemon.watchdog import Watchdog
+from monitor.durations import format_duration
 
 log = logging.getLogger("uproar")
 
