@@ -1,4 +1,10 @@
-"""The `uproar` command line. The only place errors become one-line messages and exit codes."""
+"""The `uproar` command line. The only place errors become one-line messages and exit codes.
+
+Owns the ``uproar`` group and its core commands (``check-config``, ``run``, ``poll``, ``replay``);
+every other command family is a module here (``classify``, ``detect``, ``analyst``, ...) listed in
+``cli.lazy_commands``. May import anything in ``monitor``, ``connectors`` and ``models``; nothing
+imports it (it is the top: checked by ``lint-imports``).
+"""
 
 from __future__ import annotations
 
