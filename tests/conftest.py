@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import FakeSlack
-from tests.feedserver import FeedServer
+from tests.fakes.feedserver import FeedServer
+from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UPROAR_DATA", ROOT.parent / "shared" / "data"))

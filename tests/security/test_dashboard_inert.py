@@ -3,7 +3,7 @@ page, nothing from a post becomes markup, links are percent-encoded. The API kee
 
 The browser test runs `uproar serve` over a small archive holding a hostile post, story and
 incident, in Debian's headless chromium (skipped when chromium, chromedriver or selenium is
-missing, like ``tests/test_dashboard_browser.py``); ``shown()`` itself is checked with node.
+missing, like ``tests/serve/test_dashboard_browser.py``); ``shown()`` itself is checked with node.
 """
 
 from __future__ import annotations
