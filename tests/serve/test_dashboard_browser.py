@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,21 +19,11 @@ from typing import Any
 import pytest
 
 from monitor.archive import Archive
+from tests.browser import HEIGHT, WIDTH, needs_browser, wait_for
 from tests.serve_data import HOSTILE_IMG, HOSTILE_SCRIPT, fill
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-WIDTH, HEIGHT = 1280, 900
-WAIT = 30  # seconds a browser condition may take on a loaded machine before the test fails
+pytestmark = needs_browser
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver: run `make browser-deps` (as root) "
-    "to install them",
-)
-webdriver = pytest.importorskip(
-    "selenium.webdriver", reason="needs selenium (pip install -e '.[dev]')"
-)
 
 
 @pytest.fixture(scope="module")
@@ -65,34 +54,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # selenium manager must not download anything
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--window-size={WIDTH},{HEIGHT}",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT).until(condition)
 
 
 def test_search_renders_results_and_hostile_posts_stay_text(
