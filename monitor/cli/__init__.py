@@ -2,8 +2,9 @@
 
 Owns the ``uproar`` group and its core commands (``check-config``, ``run``, ``poll``, ``replay``);
 every other command family is a module here (``classify``, ``detect``, ``analyst``, ...) listed in
-``cli.lazy_commands``. May import anything in ``monitor``, ``connectors`` and ``models``; nothing
-imports it (it is the top: checked by ``lint-imports``).
+``cli.lazy_commands``, and what only commands use (``summary``, ``compare``, ``classify_input``).
+May import anything in ``monitor``, ``connectors`` and ``models``; nothing imports it (it is the
+top: checked by ``lint-imports``).
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ def check_config(config_path: Path, explain: str | None) -> None:
       uproar check-config -c /etc/uproar/config.yaml
       uproar check-config -c config.yaml --explain brand=united,severity=warning,source=twitter
     """
+    from monitor.cli.summary import summarize
     from monitor.config import load_config
     from monitor.daemon.sources import source_problems
-    from monitor.summary import summarize
 
     loaded = load_config(config_path)
     problems = loaded.located(source_problems(loaded.config))

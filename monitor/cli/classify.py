@@ -18,7 +18,7 @@ import click
 
 from models.base import Classifier, ModelError
 from models.language import detect_language
-from monitor.classify_input import Note, input_lines, input_name, parse_line
+from monitor.cli.classify_input import Note, input_lines, input_name, parse_line
 
 __all__ = ["classify", "parse_line", "read_batches", "train"]
 
@@ -142,7 +142,7 @@ def classify(
 
     lines = input_lines(source, input_name(source), _note)
     if len(models) > 1:
-        from monitor.compare import compare_models
+        from monitor.cli.compare import compare_models
 
         compare_models(models, lines, batch_size)
         return

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from monitor.classify_input import MAX_TEXT_CHARS
 from monitor.cli import cli
+from monitor.cli.classify_input import MAX_TEXT_CHARS
 
 COMPLAINT = "@united you broke my guitar and nobody at the desk cares, worst airline ever"
 HAPPY = "Lovely crew on my flight to Denver today, thank you!"

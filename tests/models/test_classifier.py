@@ -21,9 +21,9 @@ from models.base import SENTIMENTS, Classifier
 from models.hf import map_labels
 from models.loader import load_classifier
 from models.text import normalize_tweet
-from monitor.classify_input import ClassifyInputError
 from monitor.cli import cli
 from monitor.cli.classify import classify, parse_line
+from monitor.cli.classify_input import ClassifyInputError
 
 DATA = Path(os.environ.get("UPROAR_DATA", ROOT.parent / "shared" / "data"))
 needs_data = pytest.mark.skipif(

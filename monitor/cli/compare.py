@@ -22,7 +22,7 @@ from models.base import SENTIMENTS, Classification, Classifier
 
 def _labels(where: str, line: str) -> tuple[str, str | None, int | None]:
     """(text, gold sentiment, gold complaint) of an input line."""
-    from monitor.classify_input import parse_line
+    from monitor.cli.classify_input import parse_line
 
     text = parse_line(line, where)
     sentiment: str | None = None
@@ -64,7 +64,7 @@ def _macro_f1(gold: Sequence[int], pred: Sequence[int]) -> float | None:
 def compare_models(
     specs: Sequence[str], lines: Iterable[tuple[str, str]], batch_size: int
 ) -> None:
-    """``lines``: ``(where, line)`` pairs, checked (``monitor.classify_input.input_lines``)."""
+    """``lines``: ``(where, line)`` pairs, checked (``monitor.cli.classify_input.input_lines``)."""
     from models.loader import load_classifier
 
     models: list[Classifier] = [load_classifier(s, batch_size=batch_size) for s in specs]
