@@ -39,9 +39,11 @@ dist: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports  # the dependency rules of pyproject.toml (docs/ARCHITECTURE.md)
 	$(BIN)/pytest -q
 
 clean:

@@ -12,7 +12,7 @@ Follows ``data/README.md`` (and NAB's ``sweeper.py``):
 * a set of files scores ``100 * (raw - null) / (perfect - null)`` with ``perfect`` = windows × TP
   weight and ``null`` = −windows × FN weight.
 
-``sig(x) = 2 / (1 + exp(5x)) - 1``. Used by ``bench/detect`` and ``tests/test_nab_score.py``.
+``sig(x) = 2 / (1 + exp(5x)) - 1``. Used by ``bench/detect`` and ``tests/bench/test_nab_score.py``.
 """
 
 from __future__ import annotations

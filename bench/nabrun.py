@@ -7,7 +7,7 @@ Importable from research scripts (``sys.path.insert(0, "bench")``; ``bench/`` is
     table = nabrun.score_configs([{}, {"threshold": 3.5}], files)   # overrides of the nab preset
     nabrun.summarise(table[1], files).standard                      # all 53 files, pooled
 
-* :func:`score_configs` runs the detector in process (``monitor.cli_detect.run_detect``, the
+* :func:`score_configs` runs the detector in process (``monitor.cli.detect.run_detect``, the
   code path of the CLI, on each file's text) for each configuration — a dict of
   ``SpikeSettings`` overrides on ``PRESETS["nab"]`` — over worker processes, and scores each
   file with NAB's three profiles;
@@ -146,7 +146,7 @@ def settings_for(config: Config):  # type: ignore[no-untyped-def]
 
 def alerts_in_process(path: Path, config: Config) -> list[bool]:
     """The file's alert column from ``run_detect`` (the CLI's code path), without a process."""
-    from monitor.cli_detect import run_detect
+    from monitor.cli.detect import run_detect
 
     sink = io.StringIO()
     with open(path, encoding="utf-8", errors="replace", newline="") as source:
@@ -315,7 +315,7 @@ def detect_command() -> list[str]:
     found = shutil.which("uproar")
     if found:
         return [found, "detect"]
-    return [sys.executable, "-m", "monitor.cli_detect"]
+    return [sys.executable, "-m", "monitor.cli.detect"]
 
 
 def _children_cpu() -> float:

@@ -1,7 +1,7 @@
 """Uproar brand queries turned into what a plain search API understands.
 
 A brand query (``"united airlines" OR @united OR (#unitedairlines AND NOT strike)``) is parsed
-here with the same surface syntax as ``monitor.query`` (which connectors must not import):
+here with the same surface syntax as ``monitor.brands.query`` (which connectors must not import):
 words, quoted phrases (``\\"`` escapes a quote), ``@handles``, ``#hashtags``, upper-case ``AND``
 / ``OR`` / ``NOT``, ``-term`` for ``NOT term``, parentheses, implicit AND between adjacent terms,
 precedence NOT > AND > OR.

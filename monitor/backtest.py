@@ -30,12 +30,12 @@ from typing import IO, Any
 from connectors.base import Mention, format_time
 from models.base import Classifier
 from monitor.archive import Archive
+from monitor.brands.query import BrandMatcher
 from monitor.clock import floor_time
 from monitor.detect.brand import BrandMonitor, DetectionSettings
 from monitor.detect.stage import StoryStage
 from monitor.durations import format_duration
 from monitor.pipeline import example_of
-from monitor.query import BrandMatcher
 from monitor.signals import Signal
 
 WEEK = timedelta(days=7)

@@ -22,10 +22,10 @@ from monitor.alerts.dispatch import DeliveryReport, Dispatcher
 from monitor.alerts.incidents import IncidentBook
 from monitor.archive import Archive
 from monitor.archive.records import StoredMention
+from monitor.brands.query import BrandMatcher
 from monitor.clock import Clock
 from monitor.detect.brand import BrandMonitor
 from monitor.detect.stage import StoryStage
-from monitor.query import BrandMatcher
 from monitor.signals import Example, Signal
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class Pipeline:
                 self.monitor.observe(brand, self.brand_names.get(brand, brand), at, example)
 
     def refreshed(self, mentions: Sequence[Mention]) -> None:
-        """Mentions whose engagement a source re-read (``monitor.refresh``): spread signals."""
+        """Mentions whose engagement a source re-read (``daemon.refresh``): spread signals."""
         if self.stories is None or not mentions:
             return
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 Severity = Literal["info", "warning", "critical"]
@@ -54,3 +54,28 @@ class Signal:
     # since, last_hour, growth_per_hour, reach, sources, seed (its first complaint, an
     # Example), reposts ({text key: other posts with that text}), previous_title.
     story_facts: dict[str, Any] | None = None
+
+
+# A post's text is cut here before it is stored; Slack could never show more in one section.
+MAX_STORED_TEXT = 3000
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def example_dict(example: Example) -> dict[str, Any]:
+    """An example as stored in an incident's signal summary and a story's top posts."""
+    text = example.text
+    if len(text) > MAX_STORED_TEXT:
+        text = text[: MAX_STORED_TEXT - 1] + "…"
+    return {
+        "source": example.source,
+        "source_id": example.source_id,
+        "url": example.url,
+        "text": text,
+        "author_handle": example.author_handle,
+        "author_followers": example.author_followers,
+        "reach": example.reach,
+        "created_at": _utc(example.created_at).isoformat(),
+    }

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.fakeslack import FakeSlack
-from tests.feedserver import FeedServer
+from tests.browser import chromium
+from tests.fakes.feedserver import FeedServer
+from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UPROAR_DATA", ROOT.parent / "shared" / "data"))
@@ -44,3 +46,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found at {SHARED_DATA} (set UPROAR_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Headless chromium, one per test module (tests.browser; mark the tests ``needs_browser``)."""
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
+        yield driver

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from models.base import Classification, Classifier
-from monitor.app import App, build_app
 from monitor.clock import Clock
 from monitor.config import config_from_dict
+from monitor.daemon.app import App, build_app
 
 # Words that make the keyword classifier call a text a complaint.
 COMPLAINT_WORDS = ("broke", "lost", "worst", "never again", "refund", "delayed", "angry")

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.archive import Archive
+from monitor.brands.query import parse_query
 from monitor.cli import cli
-from monitor.query import parse_query
-from tests.fakeslack import FakeSlack
-from tests.feedserver import RSS, FeedServer
+from tests.fakes.feedserver import RSS, FeedServer
+from tests.fakes.slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "monitor" / "demo" / "larkspur-cello.jsonl"

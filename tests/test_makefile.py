@@ -43,7 +43,7 @@ def test_browser_tests_skip_naming_the_target(tmp_path: Path) -> None:
     (bare / "python").symlink_to(sys.executable)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-         "tests/test_dashboard_browser.py", "tests/security/test_dashboard_inert.py"],
+         "tests/serve/test_dashboard_browser.py", "tests/security/test_dashboard_inert.py"],
         cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "PATH": str(bare), "COLUMNS": "400"},
     )

@@ -35,7 +35,7 @@ from monitor.archive.engine import SQLITE_BEGIN_OPTION
 from monitor.clock import Clock
 from monitor.detect.stories import text_key
 from monitor.errors import UproarError
-from monitor.signals import SEVERITY_RANK, Example, Signal
+from monitor.signals import SEVERITY_RANK, Example, Signal, example_dict
 
 Target = Literal["slack", "console"]
 
@@ -43,8 +43,6 @@ OPEN_STATUSES = ("open", "acknowledged")
 
 # Examples kept per payload: renderers show fewer; more would only bloat the outbox.
 MAX_STORED_EXAMPLES = 20
-# A post's text is cut here before it is stored; Slack could never show more in one section.
-MAX_STORED_TEXT = 3000
 # A count this many times the last notified one is news now, not at the next quiet-period end.
 GROWTH_WORTH_TELLING = 1.2
 
@@ -74,22 +72,6 @@ class RecordedAlert:
 def aware(when: datetime) -> datetime:
     """SQLite hands datetimes back naive; every time we store is UTC."""
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def example_dict(example: Example) -> dict[str, Any]:
-    text = example.text
-    if len(text) > MAX_STORED_TEXT:
-        text = text[: MAX_STORED_TEXT - 1] + "…"
-    return {
-        "source": example.source,
-        "source_id": example.source_id,
-        "url": example.url,
-        "text": text,
-        "author_handle": example.author_handle,
-        "author_followers": example.author_followers,
-        "reach": example.reach,
-        "created_at": aware(example.created_at).isoformat(),
-    }
 
 
 def signal_summary(signal: Signal) -> dict[str, Any]:

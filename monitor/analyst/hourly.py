@@ -12,17 +12,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, case, func, literal_column, select
 
+from monitor.analyst.buckets import (
+    STEP,
+    Bucket,
+    VolumeRow,
+    as_utc,
+    fill_gaps,
+    volume_from_brand_rows,
+)
 from monitor.analyst.filters import MentionFilter
 from monitor.archive.convert import to_db_time
 from monitor.archive.rollup import grid_bin, hour_of
 from monitor.archive.schema import volume_hourly
-
-if TYPE_CHECKING:
-    from monitor.analyst.stats import Bucket, VolumeRow
 
 _HOUR = timedelta(hours=1)
 
@@ -42,8 +47,6 @@ def volume_from_rollup(
     complaint_threshold: float,
 ) -> list[VolumeRow] | None:
     """The volume rows, or None when the rollup cannot answer ``f`` exactly."""
-    from monitor.analyst import stats
-
     threshold_bin = grid_bin(complaint_threshold)
     min_bin = grid_bin(f.min_complaint) if f.min_complaint is not None else None
     if threshold_bin is None or (f.min_complaint is not None and min_bin is None):
@@ -83,7 +86,7 @@ def volume_from_rollup(
 
     for found_row in connection.execute(query):
         add(
-            stats._as_utc(found_row.bucket),
+            as_utc(found_row.bucket),
             found_row.brand,
             int(found_row.mentions),
             int(found_row.complaints or 0),
@@ -94,11 +97,11 @@ def volume_from_rollup(
     if f.until is not None and end is not None and end < f.until:
         edges.append(replace(f, since=end if f.since is None else max(end, f.since)))
     for edge in edges:
-        for row in stats._volume_from_brand_rows(connection, edge, by, complaint_threshold):
+        for row in volume_from_brand_rows(connection, edge, by, complaint_threshold):
             if row.mentions:
                 add(row.bucket, row.brand, row.mentions, row.complaints)
-    found = [stats.VolumeRow(at, brand, n, c) for (at, brand), (n, c) in totals.items()]
-    return stats._fill_gaps(found, stats._STEP[by])
+    found = [VolumeRow(at, brand, n, c) for (at, brand), (n, c) in totals.items()]
+    return fill_gaps(found, STEP[by])
 
 
 def _ceil_hour(when: datetime) -> datetime:

@@ -1,4 +1,13 @@
-"""The archive: mentions, poll cursors and alert state in SQLite (WAL + FTS5) or PostgreSQL."""
+"""The archive: mentions, poll cursors and alert state in SQLite (WAL + FTS5) or PostgreSQL.
+
+Owns the schema, its Alembic migrations (``migrations/``, found by path), storing, retention and
+the hourly rollup.
+
+May import: the other stages it needs (no circles), ``monitor.config``, ``monitor.signals``,
+``monitor.clock``, ``monitor.errors``, ``connectors`` and ``models``. Must not import
+``monitor.cli`` or ``monitor.daemon`` (checked by ``lint-imports``); imported by the pipeline,
+the daemon and the CLI.
+"""
 
 from __future__ import annotations
 

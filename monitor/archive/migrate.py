@@ -17,8 +17,9 @@ Adding a revision: copy the newest file in ``versions/`` (or run
 ``command.revision(alembic_config(), "what it does", rev_id="0009")`` for an empty one), set
 ``revision`` to the next number and ``down_revision`` to the previous, write the DDL out in the
 revision (never import the live tables of ``schema.py``: a revision must keep doing what it did),
-make the same change in ``schema.py`` and bump ``SCHEMA_VERSION``. ``tests/test_migrations.py``
-checks the chain and that the head database equals ``schema.py``.
+make the same change in ``schema.py`` and bump ``SCHEMA_VERSION``.
+``tests/archive/test_migrations.py`` checks the chain and that the head database equals
+``schema.py``.
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ DAEMON = SpikeSettings(
     # a story that grows steadily (each 5-minute score a little above the last) forever.
     peak_ratio=1.0,
     # off: the daemon re-alerts within hours as a story grows; its score scale is set by
-    # ``threshold`` alone (tests/test_stories.py, bench/story_scenario.py)
+    # ``threshold`` alone (tests/detect/test_stories.py, bench/story_scenario.py)
     typical_days=0,
     # off: the surge channel's hour-of-day profile is what complaint counts need; a record of a
     # count already far above normal is a surge too.

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 
 from monitor.archive.schema import mentions, stories, story_mentions
 from monitor.detect.stories import MAX_STORY_PHRASES, Story
-from monitor.signals import Example
+from monitor.signals import Example, example_dict
 
 # Key phrases stored per story row (the most frequent); the tracker keeps more in memory.
 STORED_PHRASES = 50
@@ -124,8 +124,6 @@ def example_from(data: dict[str, Any]) -> Example:
 
 
 def _row(story: Story, now: datetime) -> dict[str, Any]:
-    from monitor.alerts.incidents import example_dict
-
     centroid = story.centroid()
     return {
         "brand": story.brand,

@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from monitor.config.listen import parse_listen
 from monitor.errors import UproarError
-from monitor.health import parse_listen
 
 
 class ServeError(UproarError):

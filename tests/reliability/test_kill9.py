@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import FakeSlack
-from tests.feedserver import RSS, FeedServer
+from tests.fakes.feedserver import RSS, FeedServer
+from tests.fakes.slack import FakeSlack
 from tests.reliability.daemon import Uproar, integrity, rows
 from tests.test_e2e import DEMO, DEMO_QUERY
 

@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from monitor.app import build_app
 from monitor.cli import cli
 from monitor.clock import SimulatedClock
 from monitor.config import config_from_dict
+from monitor.daemon.app import build_app
 from monitor.replay import read_mentions, replay
-from tests.fake_hackernews import FakeHackerNews, fake_hackernews  # noqa: F401
-from tests.fake_mastodon import FakeMastodon, fake_mastodon, html_page  # noqa: F401
-from tests.fakeslack import FakeSlack
-from tests.feedserver import RSS, FeedServer, Response
+from tests.fakes.feedserver import RSS, FeedServer, Response
+from tests.fakes.hackernews import FakeHackerNews, fake_hackernews  # noqa: F401
+from tests.fakes.mastodon import FakeMastodon, fake_mastodon, html_page  # noqa: F401
+from tests.fakes.slack import FakeSlack
 from tests.reliability.daemon import ROOT, integrity, rows
 from tests.test_e2e import DEMO, DEMO_QUERY
 

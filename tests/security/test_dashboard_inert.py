@@ -3,7 +3,7 @@ page, nothing from a post becomes markup, links are percent-encoded. The API kee
 
 The browser test runs `uproar serve` over a small archive holding a hostile post, story and
 incident, in Debian's headless chromium (skipped when chromium, chromedriver or selenium is
-missing, like ``tests/test_dashboard_browser.py``); ``shown()`` itself is checked with node.
+missing, like ``tests/serve/test_dashboard_browser.py``); ``shown()`` itself is checked with node.
 """
 
 from __future__ import annotations
@@ -22,18 +22,10 @@ import pytest
 
 from monitor.archive import Archive
 from monitor.serve.api import static_dir
+from tests.browser import needs_browser, wait_for
 from tests.security.hostile_archive import HOSTILE, INVISIBLE, assert_inert, fill
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 NODE = shutil.which("node")
-WAIT = 30  # seconds a browser condition may take on a loaded machine before the test fails
-
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver: run `make browser-deps` (as root) "
-    "to install them",
-)
 
 
 def _app_js() -> str:
@@ -97,34 +89,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
         process.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # selenium manager must not download anything
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _wait_for(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT).until(condition)
-
-
 def _text(driver: Any, selector: str) -> str:
     """What the DOM holds (textContent, not selenium's whitespace-normalised .text)."""
     return str(driver.execute_script(f"return document.querySelector('{selector}').textContent"))
@@ -138,19 +102,19 @@ def test_dashboard_search_detail_and_story_are_inert(
 
     base, story_id = served
     browser.get(base)
-    _wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
+    wait_for(browser, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     since = browser.find_element(By.NAME, "since")
     since.clear()
     since.send_keys("2026-03-01")
     browser.find_element(By.ID, "search-button").click()
-    (row,) = _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.mention-row"))
+    (row,) = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.mention-row"))
     results = _text(browser, "#results")
     assert "United gnp.exe <!channel> <https://evil.example|click> @here @channel" in results
     assert "mallory" in results
     assert_inert(results)
 
     row.click()
-    _wait_for(browser, lambda d: not d.find_element(By.ID, "detail").get_attribute("hidden"))
+    wait_for(browser, lambda d: not d.find_element(By.ID, "detail").get_attribute("hidden"))
     detail = _text(browser, "#detail")
     assert_inert(detail)
     assert "\\u202e" in _text(browser, "#detail-raw")  # the raw payload: escaped, visible
@@ -160,10 +124,10 @@ def test_dashboard_search_detail_and_story_are_inert(
 
     browser.find_element(By.ID, "detail-close").click()
     browser.find_element(By.CSS_SELECTOR, "nav button[data-view='stories']").click()
-    story_row = _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.story-row"))[0]
+    story_row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr.story-row"))[0]
     assert_inert(_text(browser, "#stories"))
     story_row.click()
-    _wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#story-posts li"))
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#story-posts li"))
     story = _text(browser, "#story")
     assert f"#{story_id} United gnp.exe" in story
     assert_inert(story)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakeslack import FakeSlack
+from tests.fakes.slack import FakeSlack
 from tests.test_e2e import DEMO, DEMO_QUERY
 
 ROOT = Path(__file__).resolve().parents[2]

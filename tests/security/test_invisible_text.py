@@ -21,7 +21,7 @@ from monitor.alerts.rules import SmtpConfig
 from monitor.archive import Archive
 from monitor.archive.schema import mentions
 from monitor.cli import cli
-from monitor.cli_analyst import analyst_cli
+from monitor.cli.analyst import analyst_cli
 from monitor.clock import SimulatedClock
 from monitor.untrusted import displayable
 from tests.security.hostile_archive import (

@@ -19,13 +19,13 @@ import pytest
 
 from monitor.config import config_from_dict
 from monitor.logging_setup import REDACTED, Redactor, config_secrets, configure, redact
-from tests.fake_bluesky import FakeBluesky, fake_bluesky  # noqa: F401
-from tests.fake_mastodon import FakeMastodon, fake_mastodon  # noqa: F401
-from tests.fake_reddit import FakeReddit, fake_reddit  # noqa: F401
-from tests.fake_twitter import FakeTwitter, fake_twitter  # noqa: F401
-from tests.fake_youtube import FakeYouTube, fake_youtube  # noqa: F401
-from tests.fakeslack import FakeSlack
-from tests.feedserver import FeedServer
+from tests.fakes.bluesky import FakeBluesky, fake_bluesky  # noqa: F401
+from tests.fakes.feedserver import FeedServer
+from tests.fakes.mastodon import FakeMastodon, fake_mastodon  # noqa: F401
+from tests.fakes.reddit import FakeReddit, fake_reddit  # noqa: F401
+from tests.fakes.slack import FakeSlack
+from tests.fakes.twitter import FakeTwitter, fake_twitter  # noqa: F401
+from tests.fakes.youtube import FakeYouTube, fake_youtube  # noqa: F401
 from tests.test_e2e import DEMO, DEMO_QUERY
 
 ROOT = Path(__file__).resolve().parents[2]
