@@ -231,16 +231,22 @@ class Daemon:
                 box.wait()
                 if box.reason != "reload" or reload is None:
                     break
+                # Re-arm before the reload's work, not after: a SIGHUP (or SIGTERM) that
+                # arrives while this one is handled is then seen by the next wait, not lost.
+                if not box.rearm():
+                    break
                 new = reload()
                 if new is not None:
                     changed = self.reload(new)
                     if changed is None:
-                        break  # more than sources changed: restart everything
+                        # more than sources changed: the caller restarts everything (unless
+                        # a stop arrived meanwhile; then that wins)
+                        if not (box.event.is_set() and box.reason == "stop"):
+                            box.reason = "reload"
+                        break
                     log.info("config reloaded: %s", (
                         "restarted " + ", ".join(f"source {n}" for n in changed)
                         if changed else "nothing changed"))
-                if not box.rearm():
-                    break
         finally:
             if own:
                 box.restore()
