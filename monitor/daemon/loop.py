@@ -276,7 +276,12 @@ class SignalBox:
         self._previous.clear()
 
     def wait(self) -> None:
-        self.event.wait()
+        # Not a bare Event.wait(): the kernel may deliver SIGTERM/SIGHUP to any of the daemon's
+        # threads, and CPython runs the Python handler only when the main thread next runs
+        # bytecode; a main thread asleep on a lock with no timeout then never wakes (the
+        # intermittent hang in the systemd and SIGHUP tests). Waking twice a second is enough.
+        while not self.event.wait(0.5):
+            pass
 
     def rearm(self) -> bool:
         """Ready for the next run; False when a stop arrived meanwhile."""
