@@ -223,12 +223,9 @@ class SpikeDetector:
         self._left_above: float | None = None
         self._left_below: float | None = None
         self._left_row = 0
-        self._top = self._bottom = 0.0
         self._raw_mean: float | None = None  # EW mean and mean absolute deviation of raw values
         self._raw_dev = 0.0
         self._raw_alpha = 1.0 - 0.5 ** (1.0 / max(1, s.record_halflife_rows))
-        self._excess = 0.0  # how far the last row went past the range it left, in σ
-        self._raw_z = 0.0  # the last row's distance from the raw mean, in σ
         self._row = 0  # rows seen (the record channel's clock)
         self._last_alert_row = -(1 << 62)
         # monotonic deques of (row, value): the highest / lowest value of the horizon first.
@@ -309,16 +306,16 @@ class SpikeDetector:
         channel = "surge" if alert else ""
         if self._record:
             self._row += 1
-            if raw < 0.0 or raw != int(raw):
+            if raw < 0.0 or not float(raw).is_integer():  # inf too, without OverflowError
                 self._integers = False
-            record = self._is_record(raw)
+            record, excess, raw_z, middle = self._is_record(raw)
             if record and not alert:
                 # surprise on the series' own scale: log counts for a count series, the raw
                 # values' σ for a measurement (log1p says little about 0.03 or -20)
-                surprise = abs(score) if self._integers else abs(self._raw_z)
+                surprise = abs(score) if self._integers else abs(raw_z)
                 alert = (
                     surprise >= s.record_min_score
-                    and self._excess >= s.record_min_excess
+                    and excess >= s.record_min_excess
                     # a count series keeps min_count: 5 after a month of 0-4 is not news
                     and (not self._integers or raw >= s.min_count or record < 0)
                     and (self._left_above is None if record > 0 else self._left_below is None)
@@ -329,7 +326,6 @@ class SpikeDetector:
                 )
                 channel = "record" if alert else ""
                 # re-armed once the series is back in the middle of the range it left
-                middle = (self._top + self._bottom) / 2.0
                 if alert and record > 0:
                     self._left_above, self._left_row = middle, self._row
                 elif alert:
@@ -383,8 +379,10 @@ class SpikeDetector:
             return memory[0]
         return memory[0] * 0.5 ** ((now - memory[1]) / self._hl_week)
 
-    def _is_record(self, value: float) -> int:
-        """+1 above the horizon's range by the margin, -1 below it, else 0; then remember it.
+    def _is_record(self, value: float) -> tuple[int, float, float, float]:
+        """Whether ``value`` is a record, then remember it: (+1 above the horizon's range by the
+        margin, -1 below it, else 0; how far past the range it went and how far from the raw
+        mean it lies, both in raw σ; the middle of the range).
 
         One excursion into new territory is one record: after a record alert upwards (or
         downwards), the next one needs the series to have come back inside the range it left,
@@ -397,9 +395,10 @@ class SpikeDetector:
             highs.popleft()
         while lows and lows[0][0] < cutoff:
             lows.popleft()
-        record = 0
+        record, excess, raw_z, middle = 0, 0.0, 0.0, 0.0
         if highs and lows:
             top, bottom = highs[0][1], lows[0][1]
+            middle = (top + bottom) / 2.0
             margin = self.settings.record_margin * (top - bottom)
             if value > top + margin:
                 record = 1
@@ -407,9 +406,9 @@ class SpikeDetector:
                 record = -1
             sigma = self._raw_dev / _MAD_TO_SIGMA
             beyond = value - top if record > 0 else bottom - value
-            self._excess = beyond / sigma if sigma > 0.0 else math.inf
+            excess = beyond / sigma if sigma > 0.0 else math.inf
             mean = self._raw_mean if self._raw_mean is not None else value
-            self._raw_z = (value - mean) / sigma if sigma > 0.0 else math.inf
+            raw_z = (value - mean) / sigma if sigma > 0.0 else math.inf
             if self._left_above is not None and (
                 value <= self._left_above or row - self._left_row > self.settings.record_rows
             ):
@@ -418,7 +417,6 @@ class SpikeDetector:
                 value >= self._left_below or row - self._left_row > self.settings.record_rows
             ):
                 self._left_below = None
-            self._top, self._bottom = top, bottom
         if self._raw_mean is None:
             self._raw_mean = value
         else:
@@ -431,7 +429,7 @@ class SpikeDetector:
         while lows and lows[-1][1] >= value:
             lows.pop()
         lows.append((row, value))
-        return record
+        return record, excess, raw_z, middle
 
     def _new_day(self, day: int) -> None:
         # close the previous day (if any): remember its highest score, re-derive the threshold

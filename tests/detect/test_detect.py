@@ -455,3 +455,12 @@ def test_every_nab_file_runs_through_uproar_detect_without_a_stop(shared_data: P
     assert stopped == [] and short == []
     if len(files) == 53:
         assert warned == 8  # the files whose timestamps repeat or go back (data/README.md)
+
+
+def test_an_infinite_value_is_judged_not_a_crash() -> None:
+    # the record channel's count-series test must not convert inf to an int
+    detector = SpikeDetector(NAB)
+    for i in range(3 * DAY):
+        detector.update(T0 + i * STEP, 5.0)
+    decision = detector.update(T0 + 3 * DAY * STEP, float("inf"))
+    assert decision.alert and decision.score == float("inf")
