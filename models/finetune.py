@@ -74,15 +74,14 @@ def bf16_supported() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class _Tuner(nn.Module):
-    """The top encoder layers + a linear head, fed the cached output of the frozen layers."""
+class SplitEncoder(nn.Module):
+    """MiniLM cut at ``spec.frozen_layers``: the frozen part runs once per text (its output is
+    cached), the layers above it are trained. Heads are the subclasses' business."""
 
-    def __init__(self, encoder: MiniLM, spec: FinetuneSpec, classes: int) -> None:
+    def __init__(self, encoder: MiniLM, spec: FinetuneSpec) -> None:
         super().__init__()
         self.encoder = encoder
         self.spec = spec
-        self.drop = nn.Dropout(spec.dropout)
-        self.head = nn.Linear(384 * len(spec.pool_layers), classes)
 
     @torch.inference_mode()
     def frozen_states(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -100,14 +99,27 @@ class _Tuner(nn.Module):
         empty = torch.zeros((ids.shape[0], 0))
         return x, torch.cat(pooled, -1) if pooled else empty
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+        """The trained layers on a cached frozen state: all pooled layers, concatenated."""
         attn_mask = mask[:, None, None, :]
         pooled = [frozen]
         for depth in range(self.spec.frozen_layers + 1, self.spec.layers + 1):
             x = self.encoder.layers[depth - 1](x, attn_mask)
             if depth in self.spec.pool_layers:
                 pooled.append(_pool(x, mask))
-        return self.head(self.drop(torch.cat(pooled, -1).float()))
+        return torch.cat(pooled, -1).float()
+
+
+class _Tuner(SplitEncoder):
+    """The top encoder layers + a linear head, fed the cached output of the frozen layers."""
+
+    def __init__(self, encoder: MiniLM, spec: FinetuneSpec, classes: int) -> None:
+        super().__init__(encoder, spec)
+        self.drop = nn.Dropout(spec.dropout)
+        self.head = nn.Linear(384 * len(spec.pool_layers), classes)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.features(x, mask, frozen)))
 
 
 def _pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

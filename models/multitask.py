@@ -37,8 +37,8 @@ from models.brands import substitute_brands
 from models.encoder import MiniLM
 from models.finetune import (
     FinetuneSpec,
+    SplitEncoder,
     _load_encoder,
-    _pool,
     _tensors,
     bf16_supported,
     trained_only,
@@ -120,43 +120,17 @@ class TaskData:
         return TaskData(list(texts), col(sentiment), col(complaint), col(severity))
 
 
-class _MultiTuner(nn.Module):
+class _MultiTuner(SplitEncoder):
     """Top encoder layers + one linear head per task, fed the frozen layers' cached output."""
 
     def __init__(self, encoder: MiniLM, ft: FinetuneSpec, dropout: float) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.ft = ft
+        super().__init__(encoder, ft)
         self.drop = nn.Dropout(dropout)
         dim = 384 * len(ft.pool_layers)
         self.heads = nn.ModuleDict({t: nn.Linear(dim, CLASSES[t]) for t in TASKS})
 
     def head(self, task: str) -> nn.Linear:
         return cast(nn.Linear, self.heads[task])
-
-    @torch.inference_mode()
-    def frozen_states(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        enc = self.encoder
-        attn_mask = mask[:, None, None, :]
-        positions = enc.positions(torch.arange(ids.shape[1]))
-        x = enc.emb_norm(enc.words(ids) + positions + enc.token_type)
-        pooled = []
-        for depth in range(self.ft.frozen_layers + 1):
-            if depth:
-                x = enc.layers[depth - 1](x, attn_mask)
-            if depth in self.ft.pool_layers:
-                pooled.append(_pool(x, mask))
-        empty = torch.zeros((ids.shape[0], 0))
-        return x, torch.cat(pooled, -1) if pooled else empty
-
-    def features(self, x: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor) -> torch.Tensor:
-        attn_mask = mask[:, None, None, :]
-        pooled = [frozen]
-        for depth in range(self.ft.frozen_layers + 1, self.ft.layers + 1):
-            x = self.encoder.layers[depth - 1](x, attn_mask)
-            if depth in self.ft.pool_layers:
-                pooled.append(_pool(x, mask))
-        return torch.cat(pooled, -1).float()
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, frozen: torch.Tensor
